@@ -1,0 +1,3 @@
+from rerank_eval.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,225 @@
+"""Experiment configuration: parsed from YAML and validated once, at the edge.
+
+Every later stage receives these dataclasses, never raw dicts from the file. Unknown keys are
+an error naming the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rerank_eval.errors import InputError
+from rerank_eval.metrics import MetricSpec, parse_metrics
+
+DATASET_SOURCES = ("beir", "irds", "trec", "bundled")
+TOP_LEVEL_KEYS = {
+    "name", "dataset", "first_stage", "rerankers", "depths", "metrics",
+    "relevance_threshold", "sanity_check",
+}
+
+
+@dataclass
+class SampleConfig:
+    queries: int
+    seed: int = 0
+
+
+@dataclass
+class DatasetConfig:
+    source: str
+    spec: Any
+    split: str = "test"
+    sample: SampleConfig | None = None
+    drop_self_matches: bool = False
+
+
+@dataclass
+class FirstStageConfig:
+    kind: str
+    params: Any
+    depth: int
+
+
+@dataclass
+class RerankerConfig:
+    name: str
+    kind: str
+    params: dict[str, Any]
+
+
+@dataclass
+class ExperimentConfig:
+    name: str
+    dataset: DatasetConfig
+    first_stage: FirstStageConfig
+    rerankers: list[RerankerConfig]
+    depths: list[int]
+    metrics: list[MetricSpec]
+    relevance_threshold: int = 1
+    sanity_check: bool = True
+    base_dir: Path = field(default_factory=Path.cwd)
+    source_path: Path | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def resolved(self) -> dict[str, Any]:
+        """The config as it was understood, with defaults filled in (for results.json)."""
+        return {
+            "name": self.name,
+            "dataset": {
+                self.dataset.source: self.dataset.spec,
+                "split": self.dataset.split,
+                "sample": None if self.dataset.sample is None else vars(self.dataset.sample),
+                "drop_self_matches": self.dataset.drop_self_matches,
+            },
+            "first_stage": {self.first_stage.kind: self.first_stage.params,
+                            "depth": self.first_stage.depth},
+            "rerankers": [{"name": r.name, "kind": r.kind, **r.params} for r in self.rerankers],
+            "depths": self.depths,
+            "metrics": [m.name for m in self.metrics],
+            "relevance_threshold": self.relevance_threshold,
+            "sanity_check": self.sanity_check,
+        }
+
+
+def _fail(message: str) -> None:
+    raise InputError(message)
+
+
+def _mapping(value: Any, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        _fail(f"{field}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _int(value: Any, field: str, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(f"{field}: expected an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        _fail(f"{field}: must be >= {minimum}, got {value}")
+    return value
+
+
+def _check_keys(mapping: dict[str, Any], allowed: set[str], field: str) -> None:
+    unknown = sorted(set(mapping) - allowed)
+    if unknown:
+        _fail(f"{field}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+
+
+def _parse_dataset(raw: Any) -> DatasetConfig:
+    raw = _mapping(raw, "dataset")
+    _check_keys(raw, set(DATASET_SOURCES) | {"split", "sample", "drop_self_matches"}, "dataset")
+    sources = [k for k in DATASET_SOURCES if k in raw]
+    if len(sources) != 1:
+        _fail(f"dataset: give exactly one of {', '.join(DATASET_SOURCES)}")
+    sample = None
+    if raw.get("sample") is not None:
+        s = _mapping(raw["sample"], "dataset.sample")
+        _check_keys(s, {"queries", "seed"}, "dataset.sample")
+        sample = SampleConfig(queries=_int(s.get("queries"), "dataset.sample.queries", 1),
+                              seed=_int(s.get("seed", 0), "dataset.sample.seed"))
+    split = raw.get("split", "test")
+    if not isinstance(split, str):
+        _fail("dataset.split: expected a string")
+    drop = raw.get("drop_self_matches", False)
+    if not isinstance(drop, bool):
+        _fail("dataset.drop_self_matches: expected true or false")
+    return DatasetConfig(source=sources[0], spec=raw[sources[0]], split=split, sample=sample,
+                         drop_self_matches=drop)
+
+
+def _parse_first_stage(raw: Any) -> FirstStageConfig:
+    from rerank_eval.first_stage import FIRST_STAGES
+
+    raw = _mapping(raw, "first_stage")
+    _check_keys(raw, set(FIRST_STAGES) | {"depth"}, "first_stage")
+    kinds = [k for k in FIRST_STAGES if k in raw]
+    if len(kinds) != 1:
+        _fail(f"first_stage: give exactly one of {', '.join(FIRST_STAGES)}")
+    depth = _int(raw.get("depth", 100), "first_stage.depth", 1)
+    return FirstStageConfig(kind=kinds[0], params=raw[kinds[0]], depth=depth)
+
+
+def _parse_rerankers(raw: Any) -> list[RerankerConfig]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        _fail("rerankers: expected a list")
+    out: list[RerankerConfig] = []
+    names: set[str] = set()
+    for i, item in enumerate(raw):
+        item = _mapping(item, f"rerankers[{i}]")
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip():
+            _fail(f"rerankers[{i}].name: required, a non-empty string")
+        if any(c in name for c in "/\\ \t"):
+            _fail(f"rerankers[{i}].name: {name!r} must not contain spaces or slashes")
+        if name in names:
+            _fail(f"rerankers[{i}].name: duplicate name {name!r}")
+        names.add(name)
+        kind = item.get("kind")
+        if not isinstance(kind, str):
+            _fail(f"rerankers[{i}].kind: required (e.g. cross-encoder, bi-encoder)")
+        params = {k: v for k, v in item.items() if k not in {"name", "kind"}}
+        out.append(RerankerConfig(name=name, kind=kind, params=params))
+    return out
+
+
+def parse_config(raw: Any, *, base_dir: Path, source_path: Path | None = None) -> ExperimentConfig:
+    """Validate a config mapping. Relative paths in it resolve against ``base_dir``."""
+    raw = _mapping(raw, "config")
+    _check_keys(raw, TOP_LEVEL_KEYS, "config")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip() or any(c in name for c in "/\\ "):
+        _fail("name: required, a non-empty string without spaces or slashes")
+    for key in ("dataset", "first_stage"):
+        if key not in raw:
+            _fail(f"{key}: required")
+    dataset = _parse_dataset(raw["dataset"])
+    first_stage = _parse_first_stage(raw["first_stage"])
+    rerankers = _parse_rerankers(raw.get("rerankers"))
+    depths_raw = raw.get("depths", [first_stage.depth])
+    if not isinstance(depths_raw, list) or not depths_raw:
+        _fail("depths: expected a non-empty list of integers")
+    depths = sorted({_int(d, "depths", 1) for d in depths_raw})
+    if depths[-1] > first_stage.depth:
+        _fail(f"depths: {depths[-1]} exceeds first_stage.depth {first_stage.depth}")
+    metrics_raw = raw.get("metrics", ["ndcg@10", "mrr@10", f"recall@{first_stage.depth}",
+                                      f"map@{first_stage.depth}"])
+    if not isinstance(metrics_raw, list) or not metrics_raw:
+        _fail("metrics: expected a non-empty list such as [ndcg@10, recall@100]")
+    metrics = parse_metrics([str(m) for m in metrics_raw])
+    threshold = _int(raw.get("relevance_threshold", 1), "relevance_threshold", 1)
+    sanity = raw.get("sanity_check", True)
+    if not isinstance(sanity, bool):
+        _fail("sanity_check: expected true or false")
+    return ExperimentConfig(
+        name=name, dataset=dataset, first_stage=first_stage, rerankers=rerankers,
+        depths=depths, metrics=metrics, relevance_threshold=threshold, sanity_check=sanity,
+        base_dir=base_dir, source_path=source_path, raw=raw,
+    )
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate a YAML config; errors name the file and the field or line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("config file not found", path=path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(e, "problem", None) or "invalid YAML"
+        raise InputError(f"invalid YAML: {problem}", path=path, line=line) from None
+    except UnicodeDecodeError:
+        raise InputError("not valid UTF-8", path=path) from None
+    try:
+        return parse_config(raw, base_dir=path.resolve().parent, source_path=path)
+    except InputError as e:
+        if e.path is None:
+            raise InputError(str(e), path=path) from None
+        raise

@@ -1,0 +1,18 @@
+"""Datasets: one interface (corpus, queries, qrels) over many source formats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rerank_eval.datasets.base import DOC_TEXT_RULE, Dataset
+from rerank_eval.datasets.loaders import LOADERS, DatasetLoader
+
+
+def load_dataset(source: str, spec: object, *, split: str = "test",
+                 base_dir: Path | None = None) -> Dataset:
+    """Load a dataset given its source kind (``beir``, ``trec``, ``irds``, ``bundled``)."""
+    loader = LOADERS[source](spec, split=split, base_dir=base_dir or Path.cwd())
+    return loader.load()
+
+
+__all__ = ["DOC_TEXT_RULE", "Dataset", "DatasetLoader", "LOADERS", "load_dataset"]

@@ -1,0 +1,42 @@
+"""The first-stage interface: produce a candidate Run for every query of a dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rerank_eval.datasets import Dataset
+from rerank_eval.errors import InputError
+from rerank_eval.runs import Run
+
+
+class FirstStage:
+    """Retrieves up to ``depth`` candidates per query.
+
+    Subclasses declare ``key`` (the config key), ``allowed`` (their parameter names with
+    defaults) and implement :meth:`retrieve`.
+    """
+
+    key: ClassVar[str]
+    allowed: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, params: dict[str, Any] | None, *, base_dir: Path):
+        params = dict(params or {})
+        unknown = sorted(set(params) - set(self.allowed))
+        if unknown:
+            raise InputError(
+                f"first_stage.{self.key}: unknown key {unknown[0]!r} "
+                f"(allowed: {', '.join(sorted(self.allowed)) or 'none'})"
+            )
+        self.params = {**self.allowed, **params}
+        self.base_dir = base_dir
+
+    @property
+    def name(self) -> str:
+        return self.key
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.key, **self.params}
+
+    def retrieve(self, dataset: Dataset, depth: int) -> Run:
+        raise NotImplementedError

@@ -1,0 +1,65 @@
+"""BM25 over the corpus with bm25s (sparse matrices), Anserini's defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rerank_eval.datasets import Dataset
+from rerank_eval.errors import InputError
+from rerank_eval.first_stage.base import FirstStage
+from rerank_eval.runs import Run
+
+
+class BM25(FirstStage):
+    """Lucene-variant BM25. Defaults follow Anserini: k1=0.9, b=0.4, Porter-style (Snowball
+    English) stemming, English stopwords."""
+
+    key = "bm25"
+    allowed: dict[str, Any] = {"k1": 0.9, "b": 0.4, "stemmer": "english", "stopwords": "en",
+                               "method": "lucene"}
+
+    def retrieve(self, dataset: Dataset, depth: int) -> Run:
+        import bm25s
+
+        stemmer = self._stemmer()
+        stopwords = self.params["stopwords"] or None
+        doc_ids = list(dataset.corpus)
+        corpus_tokens = bm25s.tokenize(
+            [dataset.corpus[d] for d in doc_ids], stopwords=stopwords, stemmer=stemmer,
+            show_progress=False,
+        )
+        retriever = bm25s.BM25(k1=float(self.params["k1"]), b=float(self.params["b"]),
+                               method=str(self.params["method"]))
+        retriever.index(corpus_tokens, show_progress=False)
+
+        query_ids = list(dataset.queries)
+        k = min(depth, len(doc_ids))
+        query_tokens = bm25s.tokenize(
+            [dataset.queries[q] for q in query_ids], stopwords=stopwords, stemmer=stemmer,
+            show_progress=False, return_ids=False,
+        )
+        scores: dict[str, dict[str, float]] = {q: {} for q in query_ids}
+        # An all-stopword (or out-of-vocabulary) query gets no results rather than an error.
+        known = [[t for t in tokens if t in retriever.vocab_dict] for tokens in query_tokens]
+        batch = [i for i, tokens in enumerate(known) if tokens]
+        if batch:
+            idx, vals = retriever.retrieve([known[i] for i in batch], k=k, show_progress=False,
+                                           return_as="tuple", n_threads=1)
+            for row, i in enumerate(batch):
+                scores[query_ids[i]] = {
+                    doc_ids[int(d)]: float(v) for d, v in zip(idx[row], vals[row]) if v > 0
+                }
+        return Run.from_scores("bm25", scores)
+
+    def _stemmer(self):
+        name = self.params["stemmer"]
+        if not name:
+            return None
+        import Stemmer
+
+        try:
+            return Stemmer.Stemmer(str(name))
+        except KeyError:
+            raise InputError(f"first_stage.bm25.stemmer: unknown stemmer {name!r} "
+                             f"(available: {', '.join(Stemmer.algorithms())})") from None
+

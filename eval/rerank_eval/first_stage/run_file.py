@@ -1,0 +1,57 @@
+"""A precomputed TREC run file as the first stage."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from rerank_eval.datasets import Dataset
+from rerank_eval.errors import InputError
+from rerank_eval.first_stage.base import FirstStage
+from rerank_eval.runs import Run, read_trec_run
+
+
+class RunFile(FirstStage):
+    """Candidates read from a TREC run (``qid Q0 docid rank score tag``)."""
+
+    key = "run"
+    allowed: dict[str, Any] = {"path": None}
+
+    def __init__(self, params: Any, *, base_dir: Path):
+        if isinstance(params, (str, os.PathLike)):
+            params = {"path": str(params)}
+        super().__init__(params, base_dir=base_dir)
+        if not self.params["path"]:
+            raise InputError("first_stage.run: a run file path is required")
+        path = Path(os.path.expanduser(str(self.params["path"])))
+        self.path = path if path.is_absolute() else base_dir / path
+
+    @property
+    def name(self) -> str:
+        return f"run:{self.path.stem}"
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.key, "path": str(self.path)}
+
+    def retrieve(self, dataset: Dataset, depth: int) -> Run:
+        run = read_trec_run(self.path, name=self.name)
+        unknown_queries = sorted(q for q in run.ranking if q not in dataset.queries
+                                 and q not in dataset.qrels)
+        if unknown_queries:
+            raise InputError(
+                f"run names {len(unknown_queries)} queries that are not in dataset "
+                f"{dataset.id} (e.g. {unknown_queries[0]!r})",
+                path=self.path,
+            )
+        unknown_docs = {d for docs in run.ranking.values() for d in docs if d not in dataset.corpus}
+        if unknown_docs:
+            example = sorted(unknown_docs)[0]
+            raise InputError(
+                f"run names {len(unknown_docs)} documents that are not in the corpus of "
+                f"{dataset.id} (e.g. {example!r})",
+                path=self.path,
+            )
+        judged = {q: docs for q, docs in run.ranking.items() if q in dataset.queries}
+        return Run(self.name, {q: d[:depth] for q, d in judged.items()},
+                   {q: {d: run.scores[q][d] for d in docs[:depth]} for q, docs in judged.items()})

@@ -1,0 +1,147 @@
+"""The experiment: dataset -> first stage -> rerankers at each depth -> metrics -> results.
+
+``run_experiment`` is the Python API the CLI wraps. It returns plain data (ExperimentResult)
+and writes runs and reports as it goes, so finished stages are on disk if a later one fails.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rerank_eval.config import ExperimentConfig
+from rerank_eval.datasets import Dataset, load_dataset
+from rerank_eval.first_stage import FIRST_STAGES
+from rerank_eval.metrics import Evaluation, evaluate_ranking
+from rerank_eval.rerankers import build_reranker
+from rerank_eval.rerankers.sanity import run_sanity_probes
+from rerank_eval.runs import Run, write_trec_run
+from rerank_eval.scoring.shortlist import rerank_at_depth, score_shortlist
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class StageResult:
+    """One evaluated system: the first stage, or a reranker at every depth."""
+
+    name: str
+    kind: str
+    model: str | None
+    evaluations: dict[int | None, Evaluation]  # depth -> evaluation (None: first stage)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ExperimentResult:
+    config: ExperimentConfig
+    dataset: Dataset
+    first_stage: StageResult
+    rerankers: list[StageResult]
+    runs_dir: Path
+    reports_dir: Path
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def prepare_dataset(config: ExperimentConfig) -> Dataset:
+    ds_cfg = config.dataset
+    dataset = load_dataset(ds_cfg.source, ds_cfg.spec, split=ds_cfg.split,
+                           base_dir=config.base_dir)
+    if ds_cfg.sample is not None:
+        dataset = dataset.sample_queries(ds_cfg.sample.queries, ds_cfg.sample.seed)
+    return dataset
+
+
+def drop_self_matches(run: Run) -> Run:
+    """BEIR's convention (optional): remove candidates whose doc id equals the query id."""
+    ranking = {q: [d for d in docs if d != q] for q, docs in run.ranking.items()}
+    scores = {q: {d: s for d, s in run.scores[q].items() if d != q} for q in run.scores}
+    return Run(run.name, ranking, scores)
+
+
+def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
+                   log: Log = print) -> ExperimentResult:
+    """Run the whole experiment described by ``config``."""
+    from rerank_eval.reports.results import write_results
+
+    runs_dir = (out_dir / "runs") if out_dir else Path("runs") / config.name
+    reports_dir = out_dir if out_dir else Path("reports") / config.name
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    dataset = prepare_dataset(config)
+    timings["load_dataset_s"] = time.perf_counter() - t0
+    log(f"dataset {dataset.id}: {len(dataset.queries)} queries, {len(dataset.corpus)} documents")
+
+    fs_cfg = config.first_stage
+    first_stage = FIRST_STAGES[fs_cfg.kind](fs_cfg.params, base_dir=config.base_dir)
+    t0 = time.perf_counter()
+    fs_run = first_stage.retrieve(dataset, fs_cfg.depth)
+    if config.dataset.drop_self_matches:
+        fs_run = drop_self_matches(fs_run)
+    timings["first_stage_s"] = time.perf_counter() - t0
+    write_trec_run(fs_run, runs_dir / "first_stage.trec", tag=first_stage.name)
+    fs_eval = evaluate_ranking(fs_run.ranking, dataset.qrels, config.metrics,
+                               config.relevance_threshold)
+    fs_result = StageResult(name=first_stage.name, kind=fs_cfg.kind, model=None,
+                            evaluations={None: fs_eval},
+                            info={"depth": fs_cfg.depth, "params": first_stage.describe()})
+    log(f"first stage {first_stage.name}: " + _fmt(fs_eval.means))
+
+    result = ExperimentResult(config=config, dataset=dataset, first_stage=fs_result,
+                              rerankers=[], runs_dir=runs_dir, reports_dir=reports_dir,
+                              timings=timings)
+    write_results(result)
+
+    max_depth = max(config.depths)
+    shortlist = fs_run.top(max_depth)
+    for rr_cfg in config.rerankers:
+        reranker = build_reranker(rr_cfg.name, rr_cfg.kind, rr_cfg.params,
+                                  base_dir=config.base_dir)
+        info: dict[str, Any] = {}
+        if config.sanity_check:
+            sanity = run_sanity_probes(reranker)
+            info["sanity"] = sanity.as_dict()
+            if sanity.failed:
+                log(f"WARNING: {rr_cfg.name} ranks the irrelevant passage first on "
+                    f"{sanity.inverted}/{sanity.probes} obvious sanity probes: check label "
+                    "index, pair order and score sign (or the model is untrained)")
+        t0 = time.perf_counter()
+        model_scores = score_shortlist(reranker, dataset, shortlist)
+        elapsed = time.perf_counter() - t0
+        info["scoring_s"] = elapsed
+        info["description"] = reranker.describe()
+        evaluations: dict[int | None, Evaluation] = {}
+        for depth in config.depths:
+            run = rerank_at_depth(fs_run.ranking, model_scores, depth, f"{rr_cfg.name}@{depth}")
+            write_trec_run(run, runs_dir / f"{rr_cfg.name}.depth{depth}.trec", tag=rr_cfg.name)
+            evaluations[depth] = evaluate_ranking(run.ranking, dataset.qrels, config.metrics,
+                                                  config.relevance_threshold)
+        _write_model_scores(model_scores, runs_dir / f"{rr_cfg.name}.scores.tsv")
+        stage = StageResult(name=rr_cfg.name, kind=rr_cfg.kind, model=reranker.model_id,
+                            evaluations=evaluations,
+                            info={**info, "pairs_scored": reranker.stats.pairs_scored,
+                                  "pairs_truncated": reranker.stats.pairs_truncated})
+        reranker.close()
+        result.rerankers.append(stage)
+        write_results(result)
+        for depth in config.depths:
+            log(f"{rr_cfg.name} @{depth}: " + _fmt(evaluations[depth].means))
+    return result
+
+
+def _write_model_scores(scores: dict[str, dict[str, float]], path: Path) -> None:
+    """Raw model scores (query id, doc id, score), the input to every depth's ranking."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("query_id\tdoc_id\tscore\n")
+        for q in sorted(scores):
+            for d, s in scores[q].items():
+                f.write(f"{q}\t{d}\t{s!r}\n")
+
+
+def _fmt(means: dict[str, float]) -> str:
+    return "  ".join(f"{k}={v:.4f}" for k, v in means.items())

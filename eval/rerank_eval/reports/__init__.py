@@ -1,0 +1,1 @@
+"""Reports: results.json, per-query CSV, summary tables."""

@@ -1,0 +1,63 @@
+"""The reranker interface: score (query, passage) pairs; higher means more relevant.
+
+A backend is one subclass with ``kind``, ``allowed`` (config keys with defaults) and
+:meth:`score`, registered in ``rerankers/__init__.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from rerank_eval.errors import InputError
+
+
+@dataclass
+class ScoringStats:
+    """Counters a backend keeps while scoring (reported per reranker)."""
+
+    pairs_scored: int = 0
+    pairs_truncated: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Reranker:
+    """Scores (query, passage) pairs. Subclasses implement :meth:`score`."""
+
+    kind: ClassVar[str]
+    allowed: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, name: str, params: dict[str, Any], *, base_dir: Path):
+        unknown = sorted(set(params) - set(self.allowed))
+        if unknown:
+            raise InputError(
+                f"rerankers[{name}]: unknown key {unknown[0]!r} for kind {self.kind!r} "
+                f"(allowed: {', '.join(sorted(self.allowed))})"
+            )
+        self.name = name
+        self.params = {**self.allowed, **params}
+        self.base_dir = base_dir
+        self.stats = ScoringStats()
+
+    @property
+    def model_id(self) -> str:
+        return str(self.params.get("model", ""))
+
+    def describe(self) -> dict[str, Any]:
+        """What was run, for results.json."""
+        return {"name": self.name, "kind": self.kind, "model": self.model_id}
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Everything that changes a score (used as the score-cache key)."""
+        return {"kind": self.kind, **{k: v for k, v in sorted(self.params.items())}}
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Relevance scores for ``pairs`` in input order (float64)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Free resources (models, sessions)."""

@@ -1,0 +1,66 @@
+"""Bi-encoder baseline: rescore the shortlist by cosine similarity of embeddings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rerank_eval.rerankers.base import Reranker
+from rerank_eval.rerankers.models import load_pretrained, resolve_model
+from rerank_eval.scoring import resolve_device
+
+
+class BiEncoder(Reranker):
+    """Embeds queries and passages separately (sentence-transformers), scores by cosine."""
+
+    kind = "bi-encoder"
+    allowed: dict[str, Any] = {"model": None, "batch_size": 64, "max_length": None,
+                               "device": "auto"}
+
+    def __init__(self, name: str, params: dict[str, Any], *, base_dir: Path):
+        super().__init__(name, params, base_dir=base_dir)
+        self.field = f"rerankers[{name}].model"
+        self.model_path = resolve_model(str(self.params["model"] or ""), base_dir, self.field)
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            device = str(resolve_device(str(self.params["device"])))
+            self._model = load_pretrained(SentenceTransformer, self.model_path, self.field,
+                                          device=device)
+            if self.params["max_length"]:
+                self._model.max_seq_length = int(self.params["max_length"])
+        return self._model
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "model_path": self.model_path,
+                "max_length": int(self.model.max_seq_length),
+                "device": str(self.model.device)}
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        return self.model.encode(texts, batch_size=int(self.params["batch_size"]),
+                                 normalize_embeddings=True, convert_to_numpy=True,
+                                 show_progress_bar=False)
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        if not pairs:
+            return np.empty(0)
+        queries = list(dict.fromkeys(q for q, _ in pairs))
+        passages = list(dict.fromkeys(p for _, p in pairs))
+        q_emb = dict(zip(queries, self._encode(queries)))
+        p_emb = dict(zip(passages, self._encode(passages)))
+        limit = int(self.model.max_seq_length)
+        lengths = self.model.tokenizer(passages, add_special_tokens=True)["input_ids"]
+        too_long = {p for p, ids in zip(passages, lengths) if len(ids) > limit}
+        self.stats.pairs_truncated += sum(1 for _, p in pairs if p in too_long)
+        self.stats.pairs_scored += len(pairs)
+        return np.array([float(np.dot(q_emb[q], p_emb[p])) for q, p in pairs], dtype=np.float64)
+
+    def close(self) -> None:
+        self._model = None

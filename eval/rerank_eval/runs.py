@@ -1,0 +1,120 @@
+"""Runs: ranked lists of documents per query, their canonical order, and TREC run files.
+
+Conventions (pinned, and stated in every report):
+- Order: score descending; ties broken by document id descending (byte order), exactly as
+  trec_eval sorts them. Everything downstream works on the ordered list, never on raw scores.
+- Saved runs carry strictly decreasing scores derived from the rank (``n - rank + 1``), so any
+  tool (trec_eval, ranx, pytrec_eval) reads the same order regardless of its own tie rule.
+  Raw model scores are saved separately.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rerank_eval.errors import InputError
+
+TIE_RULE = "score descending, ties by doc id descending (trec_eval order)"
+SAVED_SCORE_RULE = "saved runs use strictly decreasing rank-derived scores (n - rank + 1)"
+
+
+def order_by_score(scores: Mapping[str, float]) -> list[str]:
+    """Doc ids in trec_eval order: score descending, ties by doc id descending."""
+    # Sorting by doc id descending first, then a stable sort by score descending, gives the
+    # trec_eval order for ties. NaN scores sink to the bottom so one bad score cannot reorder
+    # the rest silently.
+    ids = sorted(scores, reverse=True)
+    return sorted(ids, key=lambda d: _sort_key(scores[d]))
+
+
+def _sort_key(score: float) -> float:
+    return math.inf if math.isnan(score) else -score
+
+
+@dataclass
+class Run:
+    """Ranked doc ids per query, plus the raw scores that produced the order."""
+
+    name: str
+    ranking: dict[str, list[str]] = field(default_factory=dict)
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @classmethod
+    def from_scores(cls, name: str, scores: Mapping[str, Mapping[str, float]]) -> Run:
+        ranking = {q: order_by_score(s) for q, s in scores.items()}
+        return cls(name=name, ranking=ranking, scores={q: dict(s) for q, s in scores.items()})
+
+    def top(self, depth: int) -> Run:
+        """The first ``depth`` documents of every query."""
+        ranking = {q: docs[:depth] for q, docs in self.ranking.items()}
+        scores = {q: {d: self.scores[q][d] for d in docs} for q, docs in ranking.items()}
+        return Run(self.name, ranking, scores)
+
+    def num_pairs(self) -> int:
+        return sum(len(d) for d in self.ranking.values())
+
+
+def write_trec_run(run: Run, path: str | Path, tag: str | None = None) -> Path:
+    """Write ``run`` as a six-column TREC run with strictly decreasing rank-derived scores."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tag = (tag or run.name).replace(" ", "_")
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for qid in sorted(run.ranking):
+            docs = run.ranking[qid]
+            n = len(docs)
+            for rank, doc_id in enumerate(docs, start=1):
+                f.write(f"{qid} Q0 {doc_id} {rank} {n - rank + 1} {tag}\n")
+    tmp.replace(path)
+    return path
+
+
+def read_trec_run(path: str | Path, name: str | None = None) -> Run:
+    """Read a TREC run file (``qid Q0 docid rank score tag``); errors name file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("run file not found", path=path)
+    scores: dict[str, dict[str, float]] = {}
+    for line_no, line in _lines(path):
+        parts = line.split()
+        if len(parts) != 6:
+            raise InputError(
+                f"expected 6 columns 'qid Q0 docid rank score tag', found {len(parts)}",
+                path=path,
+                line=line_no,
+            )
+        qid, _, doc_id, rank, score, _ = parts
+        try:
+            int(rank)
+            value = float(score)
+        except ValueError:
+            raise InputError(
+                f"rank must be an integer and score a number, got {rank!r} and {score!r}",
+                path=path,
+                line=line_no,
+            ) from None
+        if math.isnan(value):
+            raise InputError(f"score is NaN for doc {doc_id!r}", path=path, line=line_no)
+        per_query = scores.setdefault(qid, {})
+        if doc_id in per_query:
+            raise InputError(
+                f"doc {doc_id!r} appears twice for query {qid!r}", path=path, line=line_no
+            )
+        per_query[doc_id] = value
+    return Run.from_scores(name or path.stem, scores)
+
+
+def _lines(path: Path) -> Iterable[tuple[int, str]]:
+    """Non-blank lines with 1-based numbers; undecodable bytes are an error naming the line."""
+    with open(path, "rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError(f"not valid UTF-8 ({e.reason})", path=path, line=line_no) from None
+            if line.strip():
+                yield line_no, line.rstrip("\r\n")
