@@ -47,10 +47,19 @@ class CrossEncoder(Reranker):
 
         device = resolve_device(str(self.params["device"]))
         dtype = resolve_dtype(str(self.params["dtype"]), device)
-        tokenizer = load_pretrained(AutoTokenizer, self.model_path, self.field)
+        tokenizer = load_pretrained(AutoTokenizer.from_pretrained, self.model_path, self.field)
         if not getattr(tokenizer, "is_fast", False):
             raise InputError(f"{self.field}: a fast (Rust) tokenizer is required")
-        model = load_pretrained(AutoModelForSequenceClassification, self.model_path, self.field)
+        # A checkpoint without a trained classification head gets a new one; seed it so the same
+        # config gives the same numbers, and say so in the results.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model, loading = load_pretrained(
+                AutoModelForSequenceClassification.from_pretrained, self.model_path, self.field,
+                output_loading_info=True,
+            )
+        self.head_untrained = any("classifier" in k or "score" in k
+                                  for k in loading.get("missing_keys", []))
         model.eval().to(device)
         max_length = int(self.params["max_length"])
         model_max = getattr(tokenizer, "model_max_length", max_length) or max_length
@@ -58,6 +67,7 @@ class CrossEncoder(Reranker):
             model.config, "max_position_embeddings", max_length)))
         head = self._head(int(model.config.num_labels))
         self.resolved = {"device": str(device), "dtype": str(dtype).replace("torch.", ""),
+                         "head_untrained": self.head_untrained,
                          "max_length": max_length, "num_labels": int(model.config.num_labels)}
         return PairScorer(tokenizer, model, head=head, max_length=max_length,
                           batch_size=int(self.params["batch_size"]), device=device, dtype=dtype)

@@ -55,16 +55,17 @@ def resolve_model(model: str, base_dir: Path, field: str) -> str:
     return model
 
 
-def load_pretrained(loader, model: str, field: str, **kwargs):
-    """``loader.from_pretrained`` with the hub cache first and a one-line error offline."""
+def load_pretrained(load, model: str, field: str, **kwargs):
+    """``load(model)`` (a ``from_pretrained``-style callable) with the local hub cache first,
+    then the hub, and a one-line error when neither has the model."""
     if Path(model).exists():
-        return loader.from_pretrained(model, **kwargs)
+        return load(model, **kwargs)
     try:
-        return loader.from_pretrained(model, local_files_only=True, **kwargs)
+        return load(model, local_files_only=True, **kwargs)
     except OSError:
         pass
     try:
-        return loader.from_pretrained(model, **kwargs)
+        return load(model, **kwargs)
     except OSError as e:
         reason = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
         message = HUB_OFFLINE_HELP.format(model=model, reason=reason)
