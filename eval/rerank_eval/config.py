@@ -35,6 +35,7 @@ class DatasetConfig:
     split: str = "test"
     sample: SampleConfig | None = None
     drop_self_matches: bool = False
+    qrels: str | None = None
 
 
 @dataclass
@@ -74,6 +75,7 @@ class ExperimentConfig:
                 "split": self.dataset.split,
                 "sample": None if self.dataset.sample is None else vars(self.dataset.sample),
                 "drop_self_matches": self.dataset.drop_self_matches,
+                "qrels": self.dataset.qrels,
             },
             "first_stage": {self.first_stage.kind: self.first_stage.params,
                             "depth": self.first_stage.depth},
@@ -111,7 +113,8 @@ def _check_keys(mapping: dict[str, Any], allowed: set[str], field: str) -> None:
 
 def _parse_dataset(raw: Any) -> DatasetConfig:
     raw = _mapping(raw, "dataset")
-    _check_keys(raw, set(DATASET_SOURCES) | {"split", "sample", "drop_self_matches"}, "dataset")
+    _check_keys(raw, set(DATASET_SOURCES) | {"split", "sample", "drop_self_matches", "qrels"},
+                "dataset")
     sources = [k for k in DATASET_SOURCES if k in raw]
     if len(sources) != 1:
         _fail(f"dataset: give exactly one of {', '.join(DATASET_SOURCES)}")
@@ -127,8 +130,11 @@ def _parse_dataset(raw: Any) -> DatasetConfig:
     drop = raw.get("drop_self_matches", False)
     if not isinstance(drop, bool):
         _fail("dataset.drop_self_matches: expected true or false")
+    qrels = raw.get("qrels")
+    if qrels is not None and (sources[0] != "beir" or not isinstance(qrels, str)):
+        _fail("dataset.qrels: a qrels file path, only with a beir folder")
     return DatasetConfig(source=sources[0], spec=raw[sources[0]], split=split, sample=sample,
-                         drop_self_matches=drop)
+                         drop_self_matches=drop, qrels=qrels)
 
 
 def _parse_first_stage(raw: Any) -> FirstStageConfig:
@@ -140,10 +146,15 @@ def _parse_first_stage(raw: Any) -> FirstStageConfig:
     if len(kinds) != 1:
         _fail(f"first_stage: give exactly one of {', '.join(FIRST_STAGES)}")
     depth = _int(raw.get("depth", 100), "first_stage.depth", 1)
-    return FirstStageConfig(kind=kinds[0], params=raw[kinds[0]], depth=depth)
+    params = raw[kinds[0]]
+    if isinstance(params, dict):
+        _check_keys(params, set(FIRST_STAGES[kinds[0]].allowed), f"first_stage.{kinds[0]}")
+    return FirstStageConfig(kind=kinds[0], params=params, depth=depth)
 
 
 def _parse_rerankers(raw: Any) -> list[RerankerConfig]:
+    from rerank_eval.rerankers import RERANKERS
+
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -164,6 +175,10 @@ def _parse_rerankers(raw: Any) -> list[RerankerConfig]:
         if not isinstance(kind, str):
             _fail(f"rerankers[{i}].kind: required (e.g. cross-encoder, bi-encoder)")
         params = {k: v for k, v in item.items() if k not in {"name", "kind"}}
+        if kind not in RERANKERS:
+            _fail(f"rerankers[{i}].kind: unknown kind {kind!r} "
+                  f"(available: {', '.join(RERANKERS)})")
+        _check_keys(params, set(RERANKERS[kind].allowed), f"rerankers[{name}]")
         out.append(RerankerConfig(name=name, kind=kind, params=params))
     return out
 

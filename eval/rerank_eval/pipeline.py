@@ -49,7 +49,7 @@ class ExperimentResult:
 def prepare_dataset(config: ExperimentConfig) -> Dataset:
     ds_cfg = config.dataset
     dataset = load_dataset(ds_cfg.source, ds_cfg.spec, split=ds_cfg.split,
-                           base_dir=config.base_dir)
+                           base_dir=config.base_dir, qrels=ds_cfg.qrels)
     if ds_cfg.sample is not None:
         dataset = dataset.sample_queries(ds_cfg.sample.queries, ds_cfg.sample.seed)
     return dataset
@@ -70,6 +70,11 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
     runs_dir = (out_dir / "runs") if out_dir else Path("runs") / config.name
     reports_dir = out_dir if out_dir else Path("reports") / config.name
     timings: dict[str, float] = {}
+
+    # Build every reranker before any work so a bad model reference fails fast (models load
+    # lazily, on first use).
+    rerankers = [build_reranker(r.name, r.kind, r.params, base_dir=config.base_dir)
+                 for r in config.rerankers]
 
     t0 = time.perf_counter()
     dataset = prepare_dataset(config)
@@ -98,9 +103,7 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
 
     max_depth = max(config.depths)
     shortlist = fs_run.top(max_depth)
-    for rr_cfg in config.rerankers:
-        reranker = build_reranker(rr_cfg.name, rr_cfg.kind, rr_cfg.params,
-                                  base_dir=config.base_dir)
+    for rr_cfg, reranker in zip(config.rerankers, rerankers):
         info: dict[str, Any] = {}
         if config.sanity_check:
             sanity = run_sanity_probes(reranker)

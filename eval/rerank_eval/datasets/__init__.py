@@ -9,9 +9,15 @@ from rerank_eval.datasets.loaders import LOADERS, DatasetLoader
 
 
 def load_dataset(source: str, spec: object, *, split: str = "test",
-                 base_dir: Path | None = None) -> Dataset:
-    """Load a dataset given its source kind (``beir``, ``trec``, ``irds``, ``bundled``)."""
+                 base_dir: Path | None = None, qrels: str | None = None) -> Dataset:
+    """Load a dataset given its source kind (``beir``, ``trec``, ``irds``, ``bundled``).
+
+    ``qrels`` (BEIR folders only) replaces ``qrels/<split>.tsv`` with another judgments file,
+    e.g. official TREC qrels for a pool slice.
+    """
     loader = LOADERS[source](spec, split=split, base_dir=base_dir or Path.cwd())
+    if qrels is not None:
+        loader.qrels_override = qrels
     return loader.load()
 
 

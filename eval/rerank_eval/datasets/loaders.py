@@ -25,6 +25,7 @@ class DatasetLoader:
     """Loads one source format into a :class:`Dataset`."""
 
     key: ClassVar[str]
+    qrels_override: str | None = None
 
     def __init__(self, spec: Any, *, split: str, base_dir: Path):
         self.spec = spec
@@ -66,15 +67,18 @@ class BeirFolderLoader(DatasetLoader):
         if not folder.is_dir():
             raise InputError("BEIR folder not found", path=folder)
         qrels_path = folder / "qrels" / f"{self.split}.tsv"
-        if not qrels_path.is_file():
+        if self.qrels_override is not None:
+            qrels_path = self._path(self.qrels_override)
+        elif not qrels_path.is_file():
             available = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
             raise InputError(f"no qrels for split {self.split!r} (found: {available})",
                              path=qrels_path)
         qrels = read_qrels(qrels_path)
         queries = read_beir_queries(folder / "queries.jsonl")
         corpus = read_beir_corpus(folder / "corpus.jsonl")
+        split = self.split if self.qrels_override is None else qrels_path.name
         dataset = Dataset(
-            id=f"beir:{folder.name}/{self.split}",
+            id=f"beir:{folder.name}/{split}",
             corpus=corpus,
             queries=queries,
             qrels=qrels,

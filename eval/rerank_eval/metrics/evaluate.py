@@ -69,15 +69,12 @@ def evaluate_ranking(
         ranx_qrels = RanxQrels(qrels_dict)
         ranx_run = RanxRun(run_dict)
         names = {m.name: m.ranx_name(relevance_threshold) for m in metrics}
-        values = ranx_evaluate(
-            ranx_qrels,
-            ranx_run,
-            list(dict.fromkeys(names.values())),
-            return_mean=False,
-            save_results_in_run=False,
-        )
-        if len(set(names.values())) == 1:
-            values = {next(iter(names.values())): values}
+        requested = list(dict.fromkeys(names.values()))
+        if len(requested) == 1:
+            # ranx returns a bare array (and mislabels it) for a single metric: ask for two.
+            requested.append("precision@1" if requested[0] != "precision@1" else "recall@1")
+        values = ranx_evaluate(ranx_qrels, ranx_run, requested, return_mean=False,
+                               save_results_in_run=False)
         order = list(ranx_run.get_query_ids())
         for m in metrics:
             arr = np.asarray(values[names[m.name]], dtype=float)
