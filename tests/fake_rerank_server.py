@@ -58,6 +58,7 @@ class FakeRerankServer:
         self.delay_s = delay_s
         self.requests: list[dict[str, Any]] = []  # every request that reached a handler
         self.faults: deque[str] = deque()
+        self.broken: dict[str, str] = {}  # provider -> fault it answers every request with
         self.in_flight = 0
         self.max_in_flight = 0
         self.lock = threading.Lock()
@@ -118,7 +119,7 @@ class FakeRerankServer:
         with self.lock:
             self.requests.append({"provider": provider, "path": path, "body": body,
                                   "headers": dict(h.headers)})
-            fault = self.faults.popleft() if self.faults else None
+            fault = self.broken.get(provider) or (self.faults.popleft() if self.faults else None)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:

@@ -214,8 +214,11 @@ class HostedReranker(Reranker):
 
     def _publish(self) -> None:
         """Usage, cost and latency into stats.extra (the pipeline copies it to results)."""
+        billed = "search_units" if self.billing == "search_units" else "total_tokens"
         with self._lock:
-            usage = dict(self._usage)
+            usage = {k: 0 for k in ("requests", "attempts", "retries", "documents", billed,
+                                    "requests_without_usage", "queries_split")}
+            usage.update(self._usage)
             usage["retry_reasons"] = dict(self._retry_reasons)
             latencies = list(self._latency_ms)
         cost = None
