@@ -66,6 +66,7 @@ class FakeRerankServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body are separate writes
 
             def log_message(self, *args: Any) -> None:  # keep test output quiet
                 pass

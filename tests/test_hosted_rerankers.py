@@ -254,3 +254,14 @@ def test_retry_after_parses_seconds_and_dates():
     assert parse_retry_after("3") == 3.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == 10.0
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+def test_the_example_config_builds_every_hosted_reranker(server):
+    from rerank_eval.config import load_config
+
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "hosted-apis.yaml")
+    hosted = [r for r in config.rerankers if r.kind in KINDS]
+    assert sorted(r.kind for r in hosted) == sorted(KINDS)
+    for r in hosted:
+        reranker = build_reranker(r.name, r.kind, r.params, base_dir=config.base_dir)
+        assert reranker.endpoint.startswith("https://")
