@@ -33,6 +33,11 @@ import numpy as np
 from rerank_eval.errors import InputError
 from rerank_eval.rerankers.base import Reranker
 from rerank_eval.rerankers.hosted.ratelimit import RateLimiter
+from rerank_eval.rerankers.hosted.response import (
+    HostedAPIError,
+    provider_message,
+    validate_scores,
+)
 from rerank_eval.rerankers.hosted.transport import (
     Reply,
     Retryable,
@@ -43,10 +48,6 @@ from rerank_eval.rerankers.hosted.transport import (
 
 PRICE_UNITS = {"search_units": "per_1k_search_units", "tokens": "per_1m_tokens"}
 CHARS_PER_TOKEN = 4  # estimate for the client-side tokens/min limit (providers bill real counts)
-
-
-class HostedAPIError(InputError):
-    """A hosted reranker could not get valid scores: names the provider and the request."""
 
 
 def hosted_allowed(*, model: str, base_url: str, api_key_env: str, max_docs: int,
@@ -67,15 +68,6 @@ def hosted_allowed(*, model: str, base_url: str, api_key_env: str, max_docs: int
         "price": None,
         **extra,
     }
-
-
-def token_usage(body: dict[str, Any]) -> dict[str, float]:
-    """``usage.total_tokens`` (Jina, Voyage, Mixedbread); {} when the response has none."""
-    usage = body.get("usage")
-    value = usage.get("total_tokens") if isinstance(usage, dict) else None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return {}
-    return {"total_tokens": value}
 
 
 @dataclass
@@ -317,7 +309,8 @@ class HostedReranker(Reranker):
                         self._usage["requests_without_usage"] += 1
                     for k, v in usage.items():
                         self._usage[k] += v
-                return self._validate(body, len(chunk.passages), label)
+                return validate_scores(body, self.results_key, self.score_key,
+                                       len(chunk.passages), label)
             if attempt + 1 < attempts:
                 with self._lock:
                     self._usage["retries"] += 1
@@ -335,11 +328,11 @@ class HostedReranker(Reranker):
         """A 200 with a JSON object, or Retryable (429/5xx/408/broken JSON), or a fatal error."""
         status = reply.status
         if status == 429 or status == 408 or status >= 500:
-            raise Retryable(f"HTTP {status}", self._provider_message(reply.body),
+            raise Retryable(f"HTTP {status}", self._scrub(provider_message(reply.body)),
                             parse_retry_after(reply.headers.get("Retry-After")))
         if status != 200:
             raise HostedAPIError(f"{label}: HTTP {status} from {self.endpoint}: "
-                                 f"{self._provider_message(reply.body)}")
+                                 f"{self._scrub(provider_message(reply.body))}")
         try:
             body = json.loads(reply.body)
         except (UnicodeDecodeError, ValueError):
@@ -350,60 +343,8 @@ class HostedReranker(Reranker):
                                  "not a JSON object")
         return body
 
-    def _provider_message(self, raw: bytes) -> str:
-        """The provider's error text (its 'message'/'detail'/'error' field), key scrubbed."""
-        text = raw.decode("utf-8", "replace").strip()
-        try:
-            body = json.loads(text)
-        except ValueError:
-            body = None
-        if isinstance(body, dict):
-            for key in ("message", "detail", "error"):
-                if body.get(key):
-                    value = body[key]
-                    if isinstance(value, dict):
-                        value = value.get("message", value)
-                    text = str(value)
-                    break
-        text = " ".join(text.split())
-        return self._scrub(text[:300] + ("..." if len(text) > 300 else "")) or "(empty body)"
-
     def _scrub(self, text: str) -> str:
         return text.replace(self._api_key, "***") if self._api_key else text
-
-    def _validate(self, body: dict[str, Any], n: int, label: str) -> np.ndarray:
-        """Scores in input order; every index in range, once, with a finite score."""
-        items = body.get(self.results_key)
-        if not isinstance(items, list):
-            raise HostedAPIError(f"{label}: malformed response: no {self.results_key!r} list")
-        scores = np.full(n, np.nan, dtype=np.float64)
-        seen = np.zeros(n, dtype=bool)
-        for pos, item in enumerate(items):
-            where = f"{self.results_key}[{pos}]"
-            if not isinstance(item, dict):
-                raise HostedAPIError(f"{label}: malformed response: {where} is not an object")
-            index, value = item.get("index"), item.get(self.score_key)
-            if isinstance(index, bool) or not isinstance(index, int):
-                raise HostedAPIError(f"{label}: malformed response: {where}.index is "
-                                     f"{index!r}, not an integer")
-            if not 0 <= index < n:
-                raise HostedAPIError(f"{label}: malformed response: {where}.index {index} is "
-                                     f"out of range for {n} documents")
-            if seen[index]:
-                raise HostedAPIError(f"{label}: malformed response: index {index} appears "
-                                     "more than once")
-            if (isinstance(value, bool) or not isinstance(value, (int, float))
-                    or not math.isfinite(value)):
-                raise HostedAPIError(f"{label}: malformed response: {where}.{self.score_key} "
-                                     f"is {value!r}, not a finite number")
-            seen[index] = True
-            scores[index] = float(value)
-        if not seen.all():
-            missing = np.flatnonzero(~seen)
-            raise HostedAPIError(f"{label}: malformed response: {len(missing)} of {n} "
-                                 f"documents have no score (first missing index "
-                                 f"{int(missing[0])}); all were requested")
-        return scores
 
     def close(self) -> None:
         if self._executor is not None:

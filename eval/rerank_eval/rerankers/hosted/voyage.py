@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rerank_eval.rerankers.hosted.base import HostedReranker, hosted_allowed, token_usage
+from rerank_eval.rerankers.hosted.base import HostedReranker, hosted_allowed
+from rerank_eval.rerankers.hosted.response import token_usage
 
 
 class VoyageReranker(HostedReranker):
