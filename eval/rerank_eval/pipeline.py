@@ -127,7 +127,8 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
         stage = StageResult(name=rr_cfg.name, kind=rr_cfg.kind, model=reranker.model_id,
                             evaluations=evaluations,
                             info={**info, "pairs_scored": reranker.stats.pairs_scored,
-                                  "pairs_truncated": reranker.stats.pairs_truncated})
+                                  "pairs_truncated": reranker.stats.pairs_truncated,
+                                  **reranker.stats.extra})  # e.g. hosted usage, cost, latency
         reranker.close()
         result.rerankers.append(stage)
         write_results(result)

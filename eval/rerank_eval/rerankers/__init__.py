@@ -9,8 +9,10 @@ from rerank_eval.errors import InputError
 from rerank_eval.rerankers.base import Reranker, ScoringStats
 from rerank_eval.rerankers.bi_encoder import BiEncoder
 from rerank_eval.rerankers.cross_encoder import CrossEncoder
+from rerank_eval.rerankers.hosted import HOSTED_RERANKERS
 
-RERANKERS: dict[str, type[Reranker]] = {cls.kind: cls for cls in (CrossEncoder, BiEncoder)}
+RERANKERS: dict[str, type[Reranker]] = {
+    cls.kind: cls for cls in (CrossEncoder, BiEncoder, *HOSTED_RERANKERS)}
 
 
 def build_reranker(name: str, kind: str, params: dict[str, Any], *, base_dir: Path) -> Reranker:

@@ -1,0 +1,353 @@
+"""Hosted rerank APIs as rerankers: the shared client behind every provider class.
+
+A provider class only describes its request and response schema (path, payload, where the
+results, scores and billed usage are). Everything else lives here: grouping pairs by query,
+chunking to the provider's document cap, asking for every candidate's score, validating the
+answer, retries, the client-side rate and concurrency limits, usage, cost and latency.
+
+Scores from different chunks of one query are comparable because these endpoints return an
+absolute relevance score per (query, document) — a pointwise model's output, not a rank or a
+softmax over the request. A listwise model would break that; ``queries_split`` in the usage
+counts the queries whose candidates were spread over several requests, and a
+``max_docs_per_request`` at least the rerank depth keeps every query in one request.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from rerank_eval.errors import InputError
+from rerank_eval.rerankers.base import Reranker
+from rerank_eval.rerankers.hosted.ratelimit import RateLimiter
+from rerank_eval.rerankers.hosted.response import (
+    HostedAPIError,
+    provider_message,
+    validate_scores,
+)
+from rerank_eval.rerankers.hosted.transport import (
+    Reply,
+    Retryable,
+    Transport,
+    is_loopback,
+    parse_retry_after,
+)
+
+PRICE_UNITS = {"search_units": "per_1k_search_units", "tokens": "per_1m_tokens"}
+CHARS_PER_TOKEN = 4  # estimate for the client-side tokens/min limit (providers bill real counts)
+
+
+def hosted_allowed(*, model: str, base_url: str, api_key_env: str, max_docs: int,
+                   **extra: Any) -> dict[str, Any]:
+    """Config keys (with defaults) shared by every hosted provider, plus its own extras."""
+    return {
+        "model": model,
+        "base_url": base_url,
+        "api_key_env": api_key_env,
+        "max_docs_per_request": max_docs,
+        "timeout_s": 60.0,
+        "max_retries": 5,
+        "backoff_base_s": 1.0,
+        "backoff_max_s": 60.0,
+        "requests_per_minute": None,
+        "tokens_per_minute": None,
+        "concurrency": 4,
+        "price": None,
+        **extra,
+    }
+
+
+@dataclass
+class _Chunk:
+    """One API request: a query and a slice of its candidates."""
+
+    number: int
+    query: str
+    passages: list[str]
+    offset: int  # position of passages[0] in the flat pair list
+    group: int
+    first: int  # index of passages[0] among the query's candidates
+    group_size: int
+
+    def label(self, provider: str, name: str) -> str:
+        q = self.query if len(self.query) <= 40 else self.query[:37] + "..."
+        return (f"{provider} reranker {name!r}, request #{self.number} (query {q!r}, "
+                f"candidates {self.first}-{self.first + len(self.passages) - 1} "
+                f"of {self.group_size})")
+
+
+class HostedReranker(Reranker):
+    """Base class; subclasses set the class attributes and the three schema hooks."""
+
+    provider: ClassVar[str]
+    path: ClassVar[str]
+    doc_cap: ClassVar[int]
+    billing: ClassVar[str]  # "search_units" or "tokens"
+    results_key: ClassVar[str]
+    score_key: ClassVar[str]
+
+    def __init__(self, name: str, params: dict[str, Any], *, base_dir: Path):
+        super().__init__(name, params, base_dir=base_dir)
+        p = self.params
+        self.field = f"rerankers[{name}]"
+        if not isinstance(p["model"], str) or not p["model"].strip():
+            raise InputError(f"{self.field}.model: required, a model name such as "
+                             f"{self.allowed['model']!r}")
+        self.base_url = self._check_base_url(p["base_url"])
+        self.cap = self._int("max_docs_per_request", 1)
+        if self.cap > self.doc_cap:
+            raise InputError(f"{self.field}.max_docs_per_request: {self.cap} exceeds the "
+                             f"{self.provider} limit of {self.doc_cap} documents per request")
+        self.timeout_s = self._number("timeout_s")
+        self.max_retries = self._int("max_retries", 0)
+        self.backoff_base_s = self._number("backoff_base_s")
+        self.backoff_max_s = self._number("backoff_max_s")
+        self.concurrency = self._int("concurrency", 1)
+        rpm = None if p["requests_per_minute"] is None else self._int("requests_per_minute", 1)
+        tpm = None if p["tokens_per_minute"] is None else self._int("tokens_per_minute", 1)
+        self.price = self._check_price(p["price"])
+        env = p["api_key_env"]
+        if not isinstance(env, str) or not env:
+            raise InputError(f"{self.field}.api_key_env: the name of an environment variable")
+        key = os.environ.get(env, "")
+        if not key.strip():
+            raise InputError(f"{self.field}: environment variable {env} is not set "
+                             f"(the {self.provider} API key; api_key_env names the variable)")
+        self._api_key = key.strip()
+        self.limiter = RateLimiter(rpm, tpm)
+        self.transport = Transport(self.base_url, self.timeout_s)
+        self._executor: ThreadPoolExecutor | None = None
+        self._rng = random.Random()
+        self._lock = threading.Lock()
+        self._usage: Counter[str] = Counter()
+        self._retry_reasons: Counter[str] = Counter()
+        self._latency_ms: list[float] = []
+        self._requests = 0
+        self.sleep = time.sleep  # tests may replace it
+
+    # -- config checks -------------------------------------------------------------------
+    def _int(self, key: str, minimum: int) -> int:
+        value = self.params[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise InputError(f"{self.field}.{key}: expected an integer >= {minimum}, "
+                             f"got {value!r}")
+        return value
+
+    def _number(self, key: str) -> float:
+        value = self.params[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise InputError(f"{self.field}.{key}: expected a positive number, got {value!r}")
+        return float(value)
+
+    def _check_base_url(self, url: Any) -> str:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise InputError(f"{self.field}.base_url: expected http(s)://host[:port], "
+                             f"got {url!r}")
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
+            raise InputError(f"{self.field}.base_url: plain http would send the API key "
+                             "unencrypted; use https (http is allowed for loopback only)")
+        return url.rstrip("/")
+
+    def _check_price(self, price: Any) -> dict[str, float] | None:
+        if price is None:
+            return None
+        unit = PRICE_UNITS[self.billing]
+        if not isinstance(price, dict) or set(price) != {unit}:
+            raise InputError(f"{self.field}.price: {self.provider} bills {self.billing}; "
+                             f"give {{{unit}: <USD>}}")
+        value = price[unit]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise InputError(f"{self.field}.price.{unit}: expected a number >= 0")
+        return {unit: float(value)}
+
+    # -- provider schema hooks -------------------------------------------------------------
+    def payload(self, query: str, passages: list[str]) -> dict[str, Any]:
+        """The request body asking for the scores of all ``passages``."""
+        raise NotImplementedError
+
+    def usage_of(self, body: dict[str, Any]) -> dict[str, float]:
+        """Billed units in a response, e.g. {"total_tokens": 812}; {} when absent."""
+        raise NotImplementedError
+
+    # -- reporting -------------------------------------------------------------------------
+    @property
+    def endpoint(self) -> str:
+        return self.base_url + self.path
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "provider": self.provider, "endpoint": self.endpoint,
+                "api_key_env": self.params["api_key_env"],
+                "max_docs_per_request": self.cap, "concurrency": self.concurrency,
+                "requests_per_minute": self.limiter.requests,
+                "tokens_per_minute": self.limiter.tokens,
+                "score_comparability": "absolute per-document relevance scores; a query "
+                                       "split over several requests is scored chunk by chunk",
+                "truncation": "done by the provider (not counted in pairs_truncated)"}
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Only what changes a score: limits, retries, prices and the key's name do not."""
+        keep = {"model", "base_url"} | (set(self.allowed) - set(hosted_allowed(
+            model="", base_url="", api_key_env="", max_docs=1)))
+        return {"kind": self.kind, **{k: self.params[k] for k in sorted(keep)}}
+
+    def _publish(self) -> None:
+        """Usage, cost and latency into stats.extra (the pipeline copies it to results)."""
+        billed = "search_units" if self.billing == "search_units" else "total_tokens"
+        with self._lock:
+            usage = {k: 0 for k in ("requests", "attempts", "retries", "documents", billed,
+                                    "requests_without_usage", "queries_split")}
+            usage.update(self._usage)
+            usage["retry_reasons"] = dict(self._retry_reasons)
+            latencies = list(self._latency_ms)
+        cost = None
+        if self.price is not None:
+            unit = PRICE_UNITS[self.billing]
+            if self.billing == "search_units":
+                cost = usage.get("search_units", 0) / 1000 * self.price[unit]
+            else:
+                cost = usage.get("total_tokens", 0) / 1e6 * self.price[unit]
+        summary: dict[str, float] = {"requests": len(latencies)}
+        if latencies:
+            arr = np.asarray(latencies)
+            summary.update(p50=float(np.percentile(arr, 50)), p95=float(np.percentile(arr, 95)),
+                           mean=float(arr.mean()), max=float(arr.max()))
+        self.stats.extra.update({
+            "usage": usage,
+            "price": self.price,
+            "cost_usd": cost,
+            "request_latency_ms": latencies,
+            "request_latency_summary_ms": summary,
+        })
+
+    # -- scoring ---------------------------------------------------------------------------
+    def _chunks(self, pairs: Sequence[tuple[str, str]]) -> list[_Chunk]:
+        groups: list[tuple[int, int]] = []
+        start = 0
+        for i in range(1, len(pairs) + 1):
+            if i == len(pairs) or pairs[i][0] != pairs[start][0]:
+                groups.append((start, i))
+                start = i
+        chunks: list[_Chunk] = []
+        for g, (lo, hi) in enumerate(groups):
+            for s in range(lo, hi, self.cap):
+                e = min(s + self.cap, hi)
+                with self._lock:
+                    self._requests += 1
+                    number = self._requests
+                chunks.append(_Chunk(number, pairs[lo][0], [p for _, p in pairs[s:e]], s, g,
+                                     s - lo, hi - lo))
+        return chunks
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        out = np.full(len(pairs), np.nan, dtype=np.float64)
+        if not pairs:
+            return out
+        chunks = self._chunks(pairs)
+        split = {c.group for c in chunks if c.group_size > self.cap}
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.concurrency,
+                                                thread_name_prefix=f"{self.kind}-http")
+        futures: dict[Future, _Chunk] = {self._executor.submit(self._request, c): c
+                                         for c in chunks}
+        try:
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for f in pending:
+                f.cancel()
+            for f in done:  # raise the first failure (finished requests are already counted)
+                f.result()
+            for f, c in futures.items():
+                out[c.offset:c.offset + len(c.passages)] = f.result()
+        finally:
+            with self._lock:
+                self._usage["queries_split"] += len(split)
+            self._publish()
+        self.stats.pairs_scored += len(pairs)
+        return out
+
+    def _request(self, chunk: _Chunk) -> np.ndarray:
+        """One chunk: rate limit, send, retry transient failures, validate."""
+        label = chunk.label(self.provider, self.name)
+        payload = self.payload(chunk.query, chunk.passages)
+        est_tokens = math.ceil((len(chunk.query) * len(chunk.passages)
+                                + sum(len(p) for p in chunk.passages)) / CHARS_PER_TOKEN)
+        headers = {"Authorization": f"Bearer {self._api_key}"}
+        attempts = self.max_retries + 1
+        last = ""
+        for attempt in range(attempts):
+            self.limiter.acquire(est_tokens)
+            retry_after = None
+            try:
+                reply = self.transport.post_json(self.path, payload, headers)
+                body = self._accept(reply, label)
+            except Retryable as e:
+                last, retry_after = str(e), e.retry_after
+                with self._lock:
+                    self._usage["attempts"] += 1
+                    self._retry_reasons[e.reason] += 1
+            else:
+                with self._lock:
+                    self._usage["attempts"] += 1
+                    self._usage["requests"] += 1
+                    self._usage["documents"] += len(chunk.passages)
+                    self._latency_ms.append(reply.latency_s * 1000)
+                    usage = self.usage_of(body)
+                    if not usage:
+                        self._usage["requests_without_usage"] += 1
+                    for k, v in usage.items():
+                        self._usage[k] += v
+                return validate_scores(body, self.results_key, self.score_key,
+                                       len(chunk.passages), label)
+            if attempt + 1 < attempts:
+                with self._lock:
+                    self._usage["retries"] += 1
+                self.sleep(self._backoff(attempt, retry_after))
+        raise HostedAPIError(f"{label}: gave up after {attempts} attempts; last: "
+                             f"{self._scrub(last)}")
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Exponential backoff with jitter; never shorter than the server's Retry-After."""
+        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** attempt)
+        delay = ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+        return max(delay, retry_after or 0.0)
+
+    def _accept(self, reply: Reply, label: str) -> dict[str, Any]:
+        """A 200 with a JSON object, or Retryable (429/5xx/408/broken JSON), or a fatal error."""
+        status = reply.status
+        if status == 429 or status == 408 or status >= 500:
+            raise Retryable(f"HTTP {status}", self._scrub(provider_message(reply.body)),
+                            parse_retry_after(reply.headers.get("Retry-After")))
+        if status != 200:
+            raise HostedAPIError(f"{label}: HTTP {status} from {self.endpoint}: "
+                                 f"{self._scrub(provider_message(reply.body))}")
+        try:
+            body = json.loads(reply.body)
+        except (UnicodeDecodeError, ValueError):
+            raise Retryable("invalid JSON body",
+                            f"{len(reply.body)} bytes that do not parse") from None
+        if not isinstance(body, dict):
+            raise HostedAPIError(f"{label}: response is {type(body).__name__}, "
+                                 "not a JSON object")
+        return body
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._api_key, "***") if self._api_key else text
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        self.transport.close()

@@ -1,0 +1,126 @@
+"""HTTP for hosted rerankers (stdlib only): one keep-alive connection per worker thread.
+
+Failures are sorted here into the two kinds the retry loop cares about: :class:`Retryable`
+(429, 5xx, timeouts, dropped connections, truncated bodies) and a finished response with any
+other status, which the caller turns into a fail-fast error with the provider's message.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import json
+import threading
+import time
+from dataclasses import dataclass
+from email.message import Message
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+LOOPBACK_HOSTS = {"localhost"}
+
+
+class Retryable(Exception):
+    """A transient failure: worth another attempt after a pause."""
+
+    def __init__(self, reason: str, detail: str = "", retry_after: float | None = None):
+        super().__init__(f"{reason}{': ' + detail if detail else ''}")
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: Message
+    body: bytes
+    latency_s: float
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+
+
+class Transport:
+    """POSTs JSON to ``base_url`` + path; connections are reused per thread."""
+
+    def __init__(self, base_url: str, timeout_s: float):
+        parts = urlsplit(base_url)
+        self.scheme = parts.scheme
+        self.host = parts.hostname or ""
+        self.port = parts.port
+        self.prefix = parts.path.rstrip("/")
+        self.timeout_s = timeout_s
+        self._local = threading.local()
+        self._all: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            cls = (http.client.HTTPSConnection if self.scheme == "https"
+                   else http.client.HTTPConnection)
+            conn = cls(self.host, self.port, timeout=self.timeout_s)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def post_json(self, path: str, payload: dict[str, Any], headers: dict[str, str]) -> Reply:
+        """One attempt. Raises :class:`Retryable` for timeouts and broken transfers."""
+        body = json.dumps(payload).encode("utf-8")
+        all_headers = {"Content-Type": "application/json", "Accept": "application/json",
+                       **headers}
+        t0 = time.perf_counter()
+        conn = self._connection()
+        try:
+            conn.request("POST", self.prefix + path, body=body, headers=all_headers)
+            resp = conn.getresponse()
+            data = resp.read()
+        except TimeoutError:
+            self._drop()
+            raise Retryable("timeout", f"no answer within {self.timeout_s:g} s") from None
+        except http.client.IncompleteRead as e:
+            self._drop()
+            raise Retryable("truncated body",
+                            f"got {len(e.partial)} bytes, connection closed early") from None
+        except (OSError, http.client.HTTPException) as e:
+            self._drop()
+            raise Retryable("connection error", type(e).__name__) from None
+        if resp.will_close:
+            self._drop()
+        return Reply(resp.status, resp.headers, data, time.perf_counter() - t0)
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()

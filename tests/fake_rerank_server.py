@@ -1,0 +1,206 @@
+"""A real HTTP server on 127.0.0.1 that speaks the four providers' rerank schemas.
+
+Each provider is mounted under its own prefix (``/cohere``, ``/jina``, ``/voyage``,
+``/mixedbread``) so one server serves all of them; the base_url of a reranker is
+``server.base_url(kind)``. The server checks the request as the real API would (bearer key,
+required and unknown fields, the document cap, top_n within range), scores with a deterministic
+word-overlap function, and can be told to misbehave on the next requests (``fail_next``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+WORD = re.compile(r"[a-z0-9]+")
+
+
+def overlap_score(query: str, doc: str) -> float:
+    """Deterministic relevance: share of the query's distinct words found in the document."""
+    q = set(WORD.findall(query.lower()))
+    d = set(WORD.findall(doc.lower()))
+    return len(q & d) / (len(q) + 1)
+
+
+def n_tokens(text: str) -> int:
+    return len(WORD.findall(text.lower()))
+
+
+# provider -> (path, documents field, top field, required fields, optional fields)
+SCHEMAS: dict[str, tuple[str, str, str, set[str], set[str]]] = {
+    "cohere": ("/v2/rerank", "documents", "top_n", {"model", "query", "documents"},
+               {"top_n", "max_tokens_per_doc", "return_documents"}),
+    "jina": ("/v1/rerank", "documents", "top_n", {"model", "query", "documents"},
+             {"top_n", "return_documents"}),
+    "voyage": ("/v1/rerank", "documents", "top_k", {"model", "query", "documents"},
+               {"top_k", "truncation", "return_documents"}),
+    "mixedbread": ("/v1/reranking", "input", "top_k", {"model", "query", "input"},
+                   {"top_k", "return_input", "rank_fields"}),
+}
+
+FAULTS = {"429", "500", "503", "timeout", "truncated", "bad_json", "bad_index", "duplicate",
+          "missing", "nan", "400", "echo_auth"}
+
+
+class FakeRerankServer:
+    def __init__(self, api_key: str, *, doc_cap: int = 1000, retry_after: str = "1",
+                 hang_s: float = 1.0, delay_s: float = 0.0):
+        self.api_key = api_key
+        self.doc_cap = doc_cap
+        self.retry_after = retry_after
+        self.hang_s = hang_s
+        self.delay_s = delay_s
+        self.requests: list[dict[str, Any]] = []  # every request that reached a handler
+        self.faults: deque[str] = deque()
+        self.broken: dict[str, str] = {}  # provider -> fault it answers every request with
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body are separate writes
+
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server API)
+                server._handle(self)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
+                                       daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def base_url(self, provider: str) -> str:
+        return f"{self.url}/{provider}"
+
+    def fail_next(self, *faults: str) -> None:
+        assert set(faults) <= FAULTS, faults
+        with self.lock:
+            self.faults.extend(faults)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    # -- request handling ------------------------------------------------------------------
+    def _send(self, h: BaseHTTPRequestHandler, status: int, body: Any,
+              headers: dict[str, str] | None = None, raw: bytes | None = None) -> None:
+        data = raw if raw is not None else json.dumps(body).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            h.send_header(k, v)
+        h.end_headers()
+        h.wfile.write(data)
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        length = int(h.headers.get("Content-Length", 0))
+        raw = h.rfile.read(length)
+        parts = h.path.strip("/").split("/", 1)
+        provider, path = parts[0], "/" + (parts[1] if len(parts) > 1 else "")
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        with self.lock:
+            self.requests.append({"provider": provider, "path": path, "body": body,
+                                  "headers": dict(h.headers)})
+            fault = self.broken.get(provider) or (self.faults.popleft() if self.faults else None)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay_s:
+                time.sleep(self.delay_s)
+            self._answer(h, provider, path, body, fault)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (timeout scenario)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def _answer(self, h: BaseHTTPRequestHandler, provider: str, path: str, body: Any,
+                fault: str | None) -> None:
+        if provider not in SCHEMAS or path != SCHEMAS[provider][0]:
+            return self._send(h, 404, {"message": f"no route {h.path}"})
+        expected_path, docs_field, top_field, required, optional = SCHEMAS[provider]
+        if h.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return self._send(h, 401, {"message": "invalid api token"})
+        if fault == "echo_auth":  # a careless provider that echoes the header it received
+            return self._send(h, 400, {"message": f"bad request with {h.headers['Authorization']}"})
+        if fault in {"429", "500", "503"}:
+            headers = {"Retry-After": self.retry_after} if fault == "429" else {}
+            return self._send(h, int(fault), {"message": f"simulated {fault}"}, headers)
+        if fault == "400":
+            return self._send(h, 400, {"message": "model 'nope' not found"})
+        if fault == "timeout":
+            time.sleep(self.hang_s)
+        if not isinstance(body, dict):
+            return self._send(h, 400, {"message": "body must be a JSON object"})
+        missing = sorted(required - set(body))
+        unknown = sorted(set(body) - required - optional)
+        if missing or unknown:
+            return self._send(h, 422, {"message": f"missing {missing}, unknown {unknown}"})
+        query, docs = body["query"], body[docs_field]
+        if not isinstance(docs, list) or not all(isinstance(d, str) for d in docs) or not docs:
+            return self._send(h, 422, {"message": f"{docs_field} must be a list of strings"})
+        if len(docs) > self.doc_cap:
+            return self._send(h, 400, {"message": f"too many documents: {len(docs)} > "
+                                                  f"{self.doc_cap}"})
+        top = body.get(top_field, len(docs))
+        if not isinstance(top, int) or not 1 <= top <= len(docs):
+            return self._send(h, 422, {"message": f"{top_field} out of range"})
+        ranked = sorted(range(len(docs)), key=lambda i: -overlap_score(query, docs[i]))[:top]
+        score_key = "score" if provider == "mixedbread" else "relevance_score"
+        items: list[dict[str, Any]] = [{"index": i, score_key: overlap_score(query, docs[i])}
+                                       for i in ranked]
+        if fault == "bad_index":
+            items[-1]["index"] = len(docs) + 5
+        elif fault == "duplicate" and len(items) > 1:
+            items[-1]["index"] = items[0]["index"]
+        elif fault == "missing":
+            items.pop()
+        elif fault == "nan":
+            items[0][score_key] = math.nan
+        tokens = n_tokens(query) * len(docs) + sum(n_tokens(d) for d in docs)
+        if provider == "cohere":
+            out = {"id": "fake", "results": items,
+                   "meta": {"api_version": {"version": "2"},
+                            "billed_units": {"search_units": math.ceil(len(docs) / 100)}}}
+        elif provider == "jina":
+            out = {"model": body["model"], "results": items,
+                   "usage": {"total_tokens": tokens, "prompt_tokens": tokens}}
+        elif provider == "voyage":
+            out = {"object": "list", "data": items, "model": body["model"],
+                   "usage": {"total_tokens": tokens}}
+        else:
+            out = {"object": "list", "model": body["model"], "top_k": top,
+                   "return_input": False, "data": items,
+                   "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        data = json.dumps(out).encode()
+        if fault == "truncated":  # promise the whole body, send half, hang up
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(data)))
+            h.end_headers()
+            h.wfile.write(data[: len(data) // 2])
+            h.wfile.flush()
+            h.close_connection = True
+            return None
+        if fault == "bad_json":
+            return self._send(h, 200, None, raw=data[: len(data) // 2])
+        return self._send(h, 200, None, raw=data)
