@@ -18,7 +18,8 @@ def test_bench_smoke_writes_speed_fidelity_and_hardware(tiny_cross_encoder, tmp_
     out = tmp_path / "bench.json"
     rc = main(["bench", "--beir", str(QUICKSTART), "--depth", "3", "--queries", "2",
                "--model", str(tiny_cross_encoder), "--rounds", "1", "--batch-size", "4",
-               "--max-length", "64", "--json", str(out), "--quiet"])
+               "--max-length", "64", "--dtypes", "float32,bfloat16,int8", "--json", str(out),
+               "--quiet"])
     assert rc == 0
     printed = capsys.readouterr().out
     assert "engine/fp32" in printed and "peer" in printed and "x peer" in printed
@@ -27,7 +28,8 @@ def test_bench_smoke_writes_speed_fidelity_and_hardware(tiny_cross_encoder, tmp_
     assert {"cpu_model", "cpu_cores", "torch_threads", "torch", "cpu_native_bf16"} <= set(
         report["hardware"])
     methods = report["methods"]
-    assert {"peer", "ceiling/fp32", "engine/fp32", "ceiling/bf16", "engine/bf16"} <= set(methods)
+    assert {"peer", "ceiling/fp32", "engine/fp32", "ceiling/bf16", "engine/bf16", "engine/int8",
+            "ceiling/int8"} <= set(methods)
     assert report["auto"]["method"] in methods
     for name, entry in methods.items():
         assert entry["pairs_per_s"] > 0 and len(entry["rounds_pairs_per_s"]) == 1
@@ -38,6 +40,7 @@ def test_bench_smoke_writes_speed_fidelity_and_hardware(tiny_cross_encoder, tmp_
     assert methods["peer"]["fidelity_vs_fp32"]["max_abs_diff"] < 1e-4
     assert methods["ceiling/fp32"]["fidelity_vs_fp32"]["max_abs_diff"] < 1e-4
     assert methods["engine/fp32"]["path"] == "cpu/float32/eager"
+    assert methods["engine/int8"]["path"] == "cpu/int8-dynamic/eager"
 
 
 def test_query_subset_is_seeded_and_pairs_follow_the_first_stage():

@@ -130,6 +130,16 @@ def test_bf16_runs_an_fp32_model_under_autocast_within_bf16_precision(tiny_cross
     np.testing.assert_allclose(scores, fp32, atol=0.05)
 
 
+def test_int8_is_an_opt_in_cpu_path_close_to_fp32(tiny_cross_encoder):
+    pairs = _pairs()
+    fp32 = _cross_encoder(tiny_cross_encoder, max_length=64, dtype="float32").score(pairs)
+    int8 = _cross_encoder(tiny_cross_encoder, max_length=64, dtype="int8")
+    scores = int8.score(pairs)
+    assert int8.describe()["scoring_path"] == "cpu/int8-dynamic/eager"
+    assert int8.describe()["dtype"] == "int8"
+    np.testing.assert_allclose(scores, fp32, atol=0.1)
+
+
 def test_compile_auto_waits_for_a_run_large_enough_to_pay_for_it(tiny_cross_encoder,
                                                                  monkeypatch):
     compiled = []

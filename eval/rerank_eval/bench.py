@@ -34,9 +34,9 @@ import torch
 from rerank_eval.datasets import Dataset, load_dataset
 from rerank_eval.errors import InputError
 from rerank_eval.rerankers.cross_encoder import CrossEncoder
-from rerank_eval.scoring.engine import cpu_flags, cpu_has_native_bf16, resolve_dtype
+from rerank_eval.scoring.engine import DTYPES, cpu_flags, cpu_has_native_bf16, resolve_dtype
 
-SHORT = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+SHORT = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "int8": "int8"}
 
 
 @dataclass
@@ -224,21 +224,22 @@ def run_bench(
     ref = CrossEncoder("fp32", {**base, "dtype": "float32"}, base_dir=Path.cwd())
     dev = ref.scorer.device
     auto_dtype = resolve_dtype("auto", dev)
-    wanted = [resolve_dtype(d, dev) for d in dtypes]
-    if torch.float32 not in wanted:
-        wanted.insert(0, torch.float32)  # fidelity is measured against fp32
-    if auto_dtype not in wanted:
-        wanted.append(auto_dtype)
+    # Variants by name: fp32 / bf16 / fp16 (autocast), int8 (dynamic quantization, opt-in).
+    wanted = ["int8" if d == "int8" else _name(resolve_dtype(d, dev)) for d in dtypes]
+    for must in ("float32", _name(auto_dtype)):  # fidelity is measured against fp32
+        if must not in wanted:
+            wanted.insert(0 if must == "float32" else len(wanted), must)
     engines: dict[str, CrossEncoder] = {}
     methods: dict[str, Callable[[], np.ndarray]] = {}
-    for dt in wanted:
-        short = SHORT[str(dt).replace("torch.", "")]
-        eng = ref if dt == torch.float32 else CrossEncoder(
-            short, {**base, "dtype": str(dt).replace("torch.", "")}, base_dir=Path.cwd())
+    for dt in dict.fromkeys(wanted):
+        short = SHORT.get(dt, dt)
+        eng = ref if dt == "float32" else CrossEncoder(short, {**base, "dtype": dt},
+                                                       base_dir=Path.cwd())
         engines[f"engine/{short}"] = eng
-        methods[f"ceiling/{short}"] = Ceiling(eng, bp.pairs, dt)
+        compute = torch.float32 if dt == "int8" else DTYPES[dt]
+        methods[f"ceiling/{short}"] = Ceiling(eng, bp.pairs, compute)
         methods[f"engine/{short}"] = (lambda e=eng: e.scorer.score(bp.pairs)[0])
-    auto_name = f"engine/{SHORT[str(auto_dtype).replace('torch.', '')]}"
+    auto_name = f"engine/{SHORT[_name(auto_dtype)]}"
     compile_s = None
     if compile_:
         comp = CrossEncoder("auto+compile", {**base, "dtype": "auto", "compile": True},
@@ -320,10 +321,14 @@ def run_bench(
                      "max_tokens_per_batch": max_tokens_per_batch,
                      "head_untrained": ref.resolved["head_untrained"],
                      "pairs_truncated": _truncated(ref, bp)},
-        "auto": {"dtype": str(auto_dtype).replace("torch.", ""), "method": auto_name},
+        "auto": {"dtype": _name(auto_dtype), "method": auto_name},
         "compile_s": compile_s,
         "methods": results,
     }
+
+
+def _name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
 
 
 def _truncated(engine: CrossEncoder, bp: BenchPairs) -> int:

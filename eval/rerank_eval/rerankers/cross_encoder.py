@@ -22,7 +22,9 @@ class CrossEncoder(Reranker):
     Score: with one output label, the logit; with two, the relevant class's logit
     (``label_index``, default 1) or its log-softmax (``score: log_softmax``).
 
-    Speed (see ``scoring/engine.py``): ``dtype: auto`` takes bf16 autocast where the hardware has
+    Speed (see ``scoring/engine.py``): ``dtype: int8`` (CPU, explicit opt-in) quantizes the
+    Linear layers dynamically; check its fidelity with ``rerank-eval bench --dtypes int8``.
+    ``dtype: auto`` takes bf16 autocast where the hardware has
     native bf16 (CPU flags avx512_bf16/amx, or a bf16 GPU), fp16 on other GPUs, else fp32.
     ``compile: auto`` uses ``torch.compile`` only for runs of at least ``compile_min_pairs``
     pairs (the compile costs tens of seconds); ``max_tokens_per_batch`` caps padded tokens per
@@ -65,7 +67,10 @@ class CrossEncoder(Reranker):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         device = resolve_device(str(self.params["device"]))
-        dtype = resolve_dtype(str(self.params["dtype"]), device)
+        quantize = self.params["dtype"] == "int8"
+        if quantize and device.type != "cpu":
+            raise InputError(f"rerankers[{self.name}].dtype: int8 runs on the CPU only")
+        dtype = torch.float32 if quantize else resolve_dtype(str(self.params["dtype"]), device)
         tokenizer = load_pretrained(AutoTokenizer.from_pretrained, self.model_path, self.field)
         if not getattr(tokenizer, "is_fast", False):
             raise InputError(f"{self.field}: a fast (Rust) tokenizer is required")
@@ -80,19 +85,28 @@ class CrossEncoder(Reranker):
         self.head_untrained = any("classifier" in k or "score" in k
                                   for k in loading.get("missing_keys", []))
         model.eval().to(device)
+        if quantize:  # opt-in: int8 weights, dynamic activation scales (Linear layers only)
+            import warnings
+
+            from torch.ao.quantization import quantize_dynamic
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch deprecates quantized tensors (torchao)
+                model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         max_length = int(self.params["max_length"])
         model_max = getattr(tokenizer, "model_max_length", max_length) or max_length
         max_length = min(max_length, int(model_max), int(getattr(
             model.config, "max_position_embeddings", max_length)))
         head = self._head(int(model.config.num_labels))
-        self.resolved = {"device": str(device), "dtype": str(dtype).replace("torch.", ""),
+        self.resolved = {"device": str(device),
+                         "dtype": "int8" if quantize else str(dtype).replace("torch.", ""),
                          "head_untrained": self.head_untrained,
                          "max_length": max_length, "num_labels": int(model.config.num_labels)}
         tokens = self.params["max_tokens_per_batch"]
         return PairScorer(tokenizer, model, head=head, max_length=max_length,
                           batch_size=int(self.params["batch_size"]), device=device, dtype=dtype,
                           max_tokens_per_batch=int(tokens) if tokens else None,
-                          compiled=self.params["compile"] is True)
+                          compiled=self.params["compile"] is True, quantized=quantize)
 
     def expect_pairs(self, n: int) -> None:
         """Hint: the run will score about ``n`` pairs (lets ``compile: auto`` decide up front)."""

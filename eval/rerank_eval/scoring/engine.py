@@ -116,6 +116,7 @@ class PairScorer:
         max_tokens_per_batch: int | None = None,
         compiled: bool = False,
         overlap: bool | None = None,
+        quantized: bool = False,
     ):
         self.tokenizer = tokenizer
         self.model = model
@@ -131,9 +132,11 @@ class PairScorer:
         self.max_query_tokens = max(1, (max_length - self.special_tokens) // 2)
         self.pad_id = int(tokenizer.pad_token_id or 0)
         self.uses_token_types = "token_type_ids" in getattr(tokenizer, "model_input_names", [])
-        self.autocast = dtype != torch.float32 and next(model.parameters()).dtype == torch.float32
+        params = [p.dtype for p in model.parameters()]  # a quantized model may have none left
+        self.autocast = dtype != torch.float32 and (not params or params[0] == torch.float32)
         self.pin = device.type == "cuda"
         self.oom_halvings = 0
+        self.quantized = quantized
         self.compiled = False
         self.compile_error: str | None = None
         self._compile_checked = False
@@ -152,7 +155,7 @@ class PairScorer:
     @property
     def path(self) -> str:
         """Which path scores pairs, e.g. ``cpu/bfloat16-autocast/compiled``."""
-        precision = str(self.dtype).replace("torch.", "")
+        precision = "int8-dynamic" if self.quantized else str(self.dtype).replace("torch.", "")
         precision += "-autocast" if self.autocast else ""
         return f"{self.device.type}/{precision}/{'compiled' if self.compiled else 'eager'}"
 
