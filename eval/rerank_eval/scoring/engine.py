@@ -246,26 +246,36 @@ class PairScorer:
             batch = {k: v.pin_memory() for k, v in batch.items()}
         return batch
 
+    def _rows_cap(self, width: int) -> int:
+        """Most pairs of padded length ``width`` one batch may hold now."""
+        cap = self.batch_size
+        if self.max_tokens_per_batch:
+            cap = min(cap, self.max_tokens_per_batch // max(1, width))
+        return max(1, cap)
+
     def _run(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Scores of one padded batch (on the model's device); halves it on CUDA OOM."""
+        """Scores of one padded batch (on the model's device). A CUDA out-of-memory error halves
+        the batch (and the caps for every later batch) and carries on."""
+        rows, width = batch["input_ids"].shape
+        cap = self._rows_cap(width)
+        if rows > cap:  # planned before an OOM lowered the caps
+            return torch.cat([self._run({k: v[s : s + cap] for k, v in batch.items()})
+                              for s in range(0, rows, cap)])
         inputs = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         try:
             with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.autocast):
                 logits = self._call_model(inputs)
             return self.head(logits).float()
         except torch.cuda.OutOfMemoryError:
-            rows = batch["input_ids"].shape[0]
             if rows == 1:
                 raise
             del inputs
             torch.cuda.empty_cache()
             self.oom_halvings += 1
-            self.batch_size = max(1, min(self.batch_size, rows) // 2)
+            self.batch_size = max(1, rows // 2)
             if self.max_tokens_per_batch:
-                self.max_tokens_per_batch = max(1, self.max_tokens_per_batch // 2)
-            half = rows // 2
-            return torch.cat([self._run({k: v[:half] for k, v in batch.items()}),
-                              self._run({k: v[half:] for k, v in batch.items()})])
+                self.max_tokens_per_batch = max(1, rows * width // 2)
+        return self._run(batch)
 
     def _call_model(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits; a compile that fails on its first batch falls back to eager (and says so)."""
