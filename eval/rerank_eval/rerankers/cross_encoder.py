@@ -13,6 +13,7 @@ from rerank_eval.errors import InputError
 from rerank_eval.rerankers.base import Reranker
 from rerank_eval.rerankers.models import load_pretrained, resolve_model
 from rerank_eval.scoring import PairScorer, resolve_device, resolve_dtype
+from rerank_eval.scoring.engine import cpu_has_native_bf16
 
 
 class CrossEncoder(Reranker):
@@ -20,6 +21,14 @@ class CrossEncoder(Reranker):
 
     Score: with one output label, the logit; with two, the relevant class's logit
     (``label_index``, default 1) or its log-softmax (``score: log_softmax``).
+
+    Speed (see ``scoring/engine.py``): ``dtype: int8`` (CPU, explicit opt-in) quantizes the
+    Linear layers dynamically; check its fidelity with ``rerank-eval bench --dtypes int8``.
+    ``dtype: auto`` takes bf16 autocast where the hardware has
+    native bf16 (CPU flags avx512_bf16/amx, or a bf16 GPU), fp16 on other GPUs, else fp32.
+    ``compile: auto`` uses ``torch.compile`` only for runs of at least ``compile_min_pairs``
+    pairs (the compile costs tens of seconds); ``max_tokens_per_batch`` caps padded tokens per
+    batch. ``describe()`` records the path that ran.
     """
 
     kind = "cross-encoder"
@@ -28,7 +37,10 @@ class CrossEncoder(Reranker):
         "batch_size": 32,
         "max_length": 512,
         "device": "auto",
-        "dtype": "float32",
+        "dtype": "auto",
+        "compile": "auto",
+        "compile_min_pairs": 20000,
+        "max_tokens_per_batch": None,
         "label_index": None,
         "score": "logit",
     }
@@ -39,14 +51,26 @@ class CrossEncoder(Reranker):
         if self.params["score"] not in {"logit", "log_softmax"}:
             raise InputError(f"rerankers[{name}].score: use 'logit' or 'log_softmax'")
         self.model_path = resolve_model(str(self.params["model"] or ""), base_dir, field)
+        compile_ = self.params["compile"]
+        if compile_ not in ("auto", True, False):
+            raise InputError(f"rerankers[{name}].compile: use auto, true or false")
+        for key in ("compile_min_pairs", "max_tokens_per_batch", "batch_size", "max_length"):
+            value = self.params[key]
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise InputError(f"rerankers[{name}].{key}: a positive integer is required")
         self._scorer: PairScorer | None = None
         self.field = field
+        self.expected_pairs: int | None = None
 
     def _load(self) -> PairScorer:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         device = resolve_device(str(self.params["device"]))
-        dtype = resolve_dtype(str(self.params["dtype"]), device)
+        quantize = self.params["dtype"] == "int8"
+        if quantize and device.type != "cpu":
+            raise InputError(f"rerankers[{self.name}].dtype: int8 runs on the CPU only")
+        dtype = torch.float32 if quantize else resolve_dtype(str(self.params["dtype"]), device)
         tokenizer = load_pretrained(AutoTokenizer.from_pretrained, self.model_path, self.field)
         if not getattr(tokenizer, "is_fast", False):
             raise InputError(f"{self.field}: a fast (Rust) tokenizer is required")
@@ -61,16 +85,41 @@ class CrossEncoder(Reranker):
         self.head_untrained = any("classifier" in k or "score" in k
                                   for k in loading.get("missing_keys", []))
         model.eval().to(device)
+        if quantize:  # opt-in: int8 weights, dynamic activation scales (Linear layers only)
+            import warnings
+
+            from torch.ao.quantization import quantize_dynamic
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch deprecates quantized tensors (torchao)
+                model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         max_length = int(self.params["max_length"])
         model_max = getattr(tokenizer, "model_max_length", max_length) or max_length
         max_length = min(max_length, int(model_max), int(getattr(
             model.config, "max_position_embeddings", max_length)))
         head = self._head(int(model.config.num_labels))
-        self.resolved = {"device": str(device), "dtype": str(dtype).replace("torch.", ""),
+        self.resolved = {"device": str(device),
+                         "dtype": "int8" if quantize else str(dtype).replace("torch.", ""),
                          "head_untrained": self.head_untrained,
                          "max_length": max_length, "num_labels": int(model.config.num_labels)}
+        tokens = self.params["max_tokens_per_batch"]
         return PairScorer(tokenizer, model, head=head, max_length=max_length,
-                          batch_size=int(self.params["batch_size"]), device=device, dtype=dtype)
+                          batch_size=int(self.params["batch_size"]), device=device, dtype=dtype,
+                          max_tokens_per_batch=int(tokens) if tokens else None,
+                          compiled=self.params["compile"] is True, quantized=quantize)
+
+    def expect_pairs(self, n: int) -> None:
+        """Hint: the run will score about ``n`` pairs (lets ``compile: auto`` decide up front)."""
+        self.expected_pairs = int(n)
+
+    def _maybe_compile(self, scorer: PairScorer, upcoming: int) -> None:
+        """``compile: auto``: compile once the run is known (hint) or seen (pairs scored so far
+        plus this call) to reach ``compile_min_pairs``; small runs never pay the compile."""
+        if self.params["compile"] != "auto" or scorer.compiled or scorer.compile_error:
+            return
+        total = self.expected_pairs or (self.stats.pairs_scored + upcoming)
+        if total >= int(self.params["compile_min_pairs"]):
+            scorer.compile()
 
     def _head(self, num_labels: int):
         label = self.params["label_index"]
@@ -98,12 +147,26 @@ class CrossEncoder(Reranker):
             self._scorer = self._load()
         return self._scorer
 
+    def fingerprint(self) -> dict[str, Any]:
+        """``dtype: auto`` is recorded as what it resolves to here (bf16 and fp32 differ)."""
+        fp = super().fingerprint()
+        if self.params["dtype"] == "auto":
+            device = resolve_device(str(self.params["device"]))
+            fp["dtype"] = str(resolve_dtype("auto", device)).replace("torch.", "")
+        return fp
+
     def describe(self) -> dict[str, Any]:
         scorer = self.scorer
         return {**super().describe(), "model_path": self.model_path, **self.resolved,
-                "batch_size": scorer.batch_size}
+                "batch_size": scorer.batch_size, "dtype_requested": self.params["dtype"],
+                "autocast": scorer.autocast, "cpu_native_bf16": cpu_has_native_bf16(),
+                "compile": self.params["compile"], "compiled": scorer.compiled,
+                "compile_error": scorer.compile_error, "scoring_path": scorer.path,
+                "max_tokens_per_batch": scorer.max_tokens_per_batch,
+                "oom_halvings": scorer.oom_halvings}
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        self._maybe_compile(self.scorer, len(pairs))
         scores, truncated = self.scorer.score(pairs)
         self.stats.pairs_scored += len(pairs)
         self.stats.pairs_truncated += truncated

@@ -1,0 +1,190 @@
+"""The scoring engine: bucketing and overlap change speed, never scores, order or counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from rerank_eval.errors import InputError
+from rerank_eval.rerankers import build_reranker
+from rerank_eval.scoring import engine as engine_mod
+from rerank_eval.scoring.engine import PairScorer, resolve_dtype
+
+
+def _cross_encoder(model: Path | str, **params):
+    return build_reranker("ce", "cross-encoder", {"model": str(model), **params},
+                          base_dir=Path.cwd())
+
+
+def _pairs(n: int = 37) -> list[tuple[str, str]]:
+    """Mixed lengths, some past a 64-token window, repeated queries."""
+    return [(f"query number {i % 5}", "passage " + "word " * ((i * 13) % 90)) for i in range(n)]
+
+
+def _reference_scores(model_dir: Path, pairs, max_length: int) -> np.ndarray:
+    """One pair at a time, no sorting, no padding: what the engine must reproduce."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).eval()
+    out = []
+    with torch.inference_mode():
+        for q, p in pairs:
+            enc = tok(q, p, truncation="only_second", max_length=max_length, return_tensors="pt")
+            out.append(float(model(**enc).logits[0, 0]))
+    return np.array(out)
+
+
+@pytest.fixture
+def scorer(tiny_cross_encoder) -> PairScorer:
+    return _cross_encoder(tiny_cross_encoder, max_length=64, batch_size=8,
+                          dtype="float32", compile=False).scorer
+
+
+def test_scores_match_one_pair_at_a_time_in_input_order(tiny_cross_encoder, scorer):
+    pairs = _pairs()
+    scores, _ = scorer.score(pairs)
+    np.testing.assert_allclose(scores, _reference_scores(tiny_cross_encoder, pairs, 64),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_token_budget_and_overlapped_tokenization_leave_scores_unchanged(scorer):
+    pairs = _pairs()
+    plain, plain_cut = scorer.score(pairs)
+    scorer.max_tokens_per_batch = 100  # 1-3 pairs a batch at these lengths
+    scorer.overlap, scorer.chunk_pairs = True, 10  # 4 chunks, tokenized on a worker thread
+    scores, cut = scorer.score(pairs)
+    np.testing.assert_allclose(scores, plain, rtol=1e-4, atol=1e-5)
+    assert cut == plain_cut
+
+
+def test_batches_cover_every_pair_once_longest_first_within_both_caps(scorer):
+    lengths = np.array([5, 60, 12, 60, 33, 7, 64, 20, 1, 45, 64, 9])
+    scorer.batch_size, scorer.max_tokens_per_batch = 4, 130
+    batches = scorer.plan_batches(lengths)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(len(lengths)))
+    assert list(lengths[flat]) == sorted(lengths, reverse=True)
+    for rows in batches:
+        assert len(rows) <= 4
+        assert len(rows) == 1 or len(rows) * lengths[rows].max() <= 130
+
+
+def test_query_comes_first_and_only_the_passage_is_truncated(scorer):
+    pair = ("which protein binds", "long passage " * 100)
+    enc = scorer.encode([pair], np.arange(1), *scorer._trim_queries([pair[0]]))
+    text = scorer.tokenizer.decode(enc.input_ids[0])
+    assert len(enc.input_ids[0]) == 64
+    assert text.startswith("[CLS] which protein binds [SEP] long passage")
+    assert enc.truncated == 1
+
+
+def test_truncated_pairs_are_counted_exactly(scorer):
+    pairs = [("short query", "short passage"), ("short query", "long " * 100),
+             ("long query " * 40, "short passage"), ("q", "x " * 60)]  # the last fits: 64 tokens
+    _, truncated = scorer.score(pairs)
+    assert truncated == 2
+
+
+def test_cuda_out_of_memory_halves_the_batch_and_continues(scorer):
+    pairs = _pairs(20)
+    expected, _ = scorer.score(pairs)
+    real_model = scorer.model
+
+    def small_batches_only(**inputs):
+        if inputs["input_ids"].shape[0] > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_model(**inputs)
+
+    scorer._forward = small_batches_only
+    scores, _ = scorer.score(pairs)
+    np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-5)
+    # 8 -> 4 -> 2 once; later batches are split to the new size up front, not halved again.
+    assert scorer.oom_halvings == 2 and scorer.batch_size == 2
+
+
+def test_auto_dtype_is_bf16_only_on_cpus_with_native_bf16(monkeypatch):
+    cpu = torch.device("cpu")
+    engine_mod.cpu_flags.cache_clear()
+    monkeypatch.setattr(engine_mod, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    assert resolve_dtype("auto", cpu) == torch.float32
+    monkeypatch.setattr(engine_mod, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    assert resolve_dtype("auto", cpu) == torch.bfloat16
+    monkeypatch.setattr(engine_mod, "cpu_flags", lambda: frozenset({"amx_bf16", "amx_tile"}))
+    assert resolve_dtype("auto", cpu) == torch.bfloat16
+    assert resolve_dtype("bf16", cpu) == torch.bfloat16
+    with pytest.raises(InputError, match="unknown dtype 'int4'"):
+        resolve_dtype("int4", cpu)
+
+
+def test_bf16_runs_an_fp32_model_under_autocast_within_bf16_precision(tiny_cross_encoder):
+    """Ranking fidelity on real models is what ``rerank-eval bench`` measures; here only the
+    path and the size of the error (bf16 keeps ~3 significant digits)."""
+    pairs = _pairs()
+    fp32 = _cross_encoder(tiny_cross_encoder, max_length=64, dtype="float32").score(pairs)
+    bf16 = _cross_encoder(tiny_cross_encoder, max_length=64, dtype="bfloat16")
+    scores = bf16.score(pairs)
+    assert bf16.describe()["scoring_path"] == "cpu/bfloat16-autocast/eager"
+    assert not np.array_equal(scores, fp32)
+    np.testing.assert_allclose(scores, fp32, atol=0.05)
+
+
+def test_int8_is_an_opt_in_cpu_path_close_to_fp32(tiny_cross_encoder):
+    pairs = _pairs()
+    fp32 = _cross_encoder(tiny_cross_encoder, max_length=64, dtype="float32").score(pairs)
+    int8 = _cross_encoder(tiny_cross_encoder, max_length=64, dtype="int8")
+    scores = int8.score(pairs)
+    assert int8.describe()["scoring_path"] == "cpu/int8-dynamic/eager"
+    assert int8.describe()["dtype"] == "int8"
+    np.testing.assert_allclose(scores, fp32, atol=0.1)
+
+
+def test_compile_auto_waits_for_a_run_large_enough_to_pay_for_it(tiny_cross_encoder,
+                                                                 monkeypatch):
+    compiled = []
+    monkeypatch.setattr(PairScorer, "compile", lambda self: compiled.append(True))
+    small = _cross_encoder(tiny_cross_encoder, compile_min_pairs=50)
+    small.score(_pairs(20))
+    small.score(_pairs(20))
+    assert compiled == []  # 40 pairs so far
+    small.score(_pairs(20))
+    assert compiled == [True]  # 60 >= 50
+    hinted = _cross_encoder(tiny_cross_encoder, compile_min_pairs=50)
+    hinted.expect_pairs(1000)
+    hinted.score(_pairs(5))
+    assert compiled == [True, True]
+    never = _cross_encoder(tiny_cross_encoder, compile=False, compile_min_pairs=1)
+    never.score(_pairs(5))
+    assert len(compiled) == 2
+
+
+def test_describe_records_the_path_that_ran(tiny_cross_encoder):
+    reranker = _cross_encoder(tiny_cross_encoder, max_tokens_per_batch=512)
+    reranker.score(_pairs(3))
+    info = reranker.describe()
+    assert info["dtype_requested"] == "auto"
+    assert info["compile"] == "auto" and info["compiled"] is False
+    assert info["scoring_path"] == f"cpu/{info['dtype']}{'-autocast' * info['autocast']}/eager"
+    assert info["max_tokens_per_batch"] == 512
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("compile", "sometimes", "compile: use auto, true or false"),
+    ("max_tokens_per_batch", 0, "max_tokens_per_batch: a positive integer"),
+    ("compile_min_pairs", "many", "compile_min_pairs: a positive integer"),
+])
+def test_bad_speed_settings_are_input_errors(tiny_cross_encoder, key, value, message):
+    with pytest.raises(InputError, match=message):
+        _cross_encoder(tiny_cross_encoder, **{key: value})
+
+
+@pytest.mark.slow
+def test_compiled_path_scores_like_eager(tiny_cross_encoder):
+    """torch.compile takes ~30-60 s on 2 cores: run with ``pytest -m slow``."""
+    pairs = _pairs()
+    eager = _cross_encoder(tiny_cross_encoder, max_length=64, compile=False).score(pairs)
+    comp = _cross_encoder(tiny_cross_encoder, max_length=64, compile=True)
+    np.testing.assert_allclose(comp.score(pairs), eager, rtol=1e-3, atol=1e-4)
+    assert comp.describe()["compiled"] is True, comp.describe()["compile_error"]
