@@ -164,7 +164,8 @@ def _peer(model_path: str, scorer_model, tokenizer, head_untrained: bool, max_le
         tokenizer.save_pretrained(tmp)
         path = str(tmp)
     return STCrossEncoder(path, max_length=max_length, device=str(device),
-                          activation_fn=torch.nn.Identity())
+                          activation_fn=torch.nn.Identity(),
+                          model_kwargs={"dtype": torch.float32})
 
 
 def kendall_per_query(ref: dict[str, dict[str, float]],

@@ -80,8 +80,8 @@ class CrossEncoder(Reranker):
             torch.manual_seed(0)
             model, loading = load_pretrained(
                 AutoModelForSequenceClassification.from_pretrained, self.model_path, self.field,
-                output_loading_info=True,
-            )
+                output_loading_info=True, dtype=torch.float32,
+            )  # fp32 weights whatever the checkpoint stores; lower precision is autocast
         self.head_untrained = any("classifier" in k or "score" in k
                                   for k in loading.get("missing_keys", []))
         model.eval().to(device)
