@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from rerank_eval.compare.commands import add_commands as add_compare_commands
 from rerank_eval.errors import InputError
 
 
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="write results here instead of reports/<name>/ and runs/<name>/")
     run.add_argument("--quiet", action="store_true", help="print only the summary table")
     run.set_defaults(func=_cmd_run)
+    add_compare_commands(sub)
     return parser
 
 
