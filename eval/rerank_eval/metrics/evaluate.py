@@ -69,15 +69,16 @@ def evaluate_ranking(
         ranx_qrels = RanxQrels(qrels_dict)
         ranx_run = RanxRun(run_dict)
         names = {m.name: m.ranx_name(relevance_threshold) for m in metrics}
+        unique = list(dict.fromkeys(names.values()))
+        # ranx 0.3 looks up a lone metric under a mangled key (KeyError 'ndcg' for
+        # ['ndcg@10']); asking for it twice takes its multi-metric path, which returns a dict.
         values = ranx_evaluate(
             ranx_qrels,
             ranx_run,
-            list(dict.fromkeys(names.values())),
+            unique if len(unique) > 1 else unique * 2,
             return_mean=False,
             save_results_in_run=False,
         )
-        if len(set(names.values())) == 1:
-            values = {next(iter(names.values())): values}
         order = list(ranx_run.get_query_ids())
         for m in metrics:
             arr = np.asarray(values[names[m.name]], dtype=float)
