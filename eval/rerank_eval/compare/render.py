@@ -41,7 +41,7 @@ def _caption(report: ComparisonReport, cell: Cell) -> str:
             f"system); {test}; p adj: {s.correction}; * = p adj < {s.alpha}; CI: "
             f"bootstrap ({s.bootstrap} resamples, seed {s.seed}); W/T/L vs baseline")
     if cell.missing_systems:
-        text += f"; not at this depth: {', '.join(cell.missing_systems)}"
+        text += f"; without values here: {', '.join(cell.missing_systems)}"
     return text
 
 
