@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from rerank_eval.compare.commands import add_commands as add_compare_commands
 from rerank_eval.errors import InputError
 
 
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", help="write the full report here")
     bench.add_argument("--quiet", action="store_true", help="no per-round progress")
     bench.set_defaults(func=_cmd_bench)
+    add_compare_commands(sub)
     return parser
 
 

@@ -18,7 +18,7 @@ from rerank_eval.metrics import MetricSpec, parse_metrics
 DATASET_SOURCES = ("beir", "irds", "trec", "bundled")
 TOP_LEVEL_KEYS = {
     "name", "dataset", "first_stage", "rerankers", "depths", "metrics",
-    "relevance_threshold", "sanity_check",
+    "relevance_threshold", "sanity_check", "audit",
 }
 
 
@@ -53,6 +53,14 @@ class RerankerConfig:
 
 
 @dataclass
+class AuditConfig:
+    """The output cut ``k`` the audit checks: which relevant passages the reranker moved
+    into or out of the top k (what a user or an LLM sees)."""
+
+    k: int = 10
+
+
+@dataclass
 class ExperimentConfig:
     name: str
     dataset: DatasetConfig
@@ -62,6 +70,7 @@ class ExperimentConfig:
     metrics: list[MetricSpec]
     relevance_threshold: int = 1
     sanity_check: bool = True
+    audit: AuditConfig = field(default_factory=AuditConfig)
     base_dir: Path = field(default_factory=Path.cwd)
     source_path: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
@@ -84,6 +93,7 @@ class ExperimentConfig:
             "metrics": [m.name for m in self.metrics],
             "relevance_threshold": self.relevance_threshold,
             "sanity_check": self.sanity_check,
+            "audit": {"k": self.audit.k},
         }
 
 
@@ -183,6 +193,14 @@ def _parse_rerankers(raw: Any) -> list[RerankerConfig]:
     return out
 
 
+def _parse_audit(raw: Any) -> AuditConfig:
+    if raw is None:
+        return AuditConfig()
+    raw = _mapping(raw, "audit")
+    _check_keys(raw, {"k"}, "audit")
+    return AuditConfig(k=_int(raw.get("k", 10), "audit.k", 1))
+
+
 def parse_config(raw: Any, *, base_dir: Path, source_path: Path | None = None) -> ExperimentConfig:
     """Validate a config mapping. Relative paths in it resolve against ``base_dir``."""
     raw = _mapping(raw, "config")
@@ -211,10 +229,11 @@ def parse_config(raw: Any, *, base_dir: Path, source_path: Path | None = None) -
     sanity = raw.get("sanity_check", True)
     if not isinstance(sanity, bool):
         _fail("sanity_check: expected true or false")
+    audit = _parse_audit(raw.get("audit"))
     return ExperimentConfig(
         name=name, dataset=dataset, first_stage=first_stage, rerankers=rerankers,
         depths=depths, metrics=metrics, relevance_threshold=threshold, sanity_check=sanity,
-        base_dir=base_dir, source_path=source_path, raw=raw,
+        audit=audit, base_dir=base_dir, source_path=source_path, raw=raw,
     )
 
 

@@ -16,6 +16,7 @@ from rerank_eval.config import ExperimentConfig
 from rerank_eval.datasets import Dataset, load_dataset
 from rerank_eval.first_stage import FIRST_STAGES
 from rerank_eval.metrics import Evaluation, evaluate_ranking
+from rerank_eval.reports.audit import audit_reranker
 from rerank_eval.rerankers import build_reranker
 from rerank_eval.rerankers.sanity import run_sanity_probes
 from rerank_eval.runs import Run, write_trec_run
@@ -117,6 +118,10 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
         elapsed = time.perf_counter() - t0
         info["scoring_s"] = elapsed
         info["description"] = reranker.describe()
+        info.update(audit_reranker(rr_cfg.name, fs_run.ranking, model_scores, dataset.qrels,
+                                   config.depths, k=config.audit.k,
+                                   relevance_threshold=config.relevance_threshold,
+                                   reports_dir=reports_dir, append=bool(result.rerankers)))
         evaluations: dict[int | None, Evaluation] = {}
         for depth in config.depths:
             run = rerank_at_depth(fs_run.ranking, model_scores, depth, f"{rr_cfg.name}@{depth}")

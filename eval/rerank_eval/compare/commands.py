@@ -1,0 +1,161 @@
+"""The ``compare`` and ``gate`` subcommands (argparse wiring only; the work is elsewhere)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from rerank_eval.compare import stats
+from rerank_eval.errors import InputError
+
+RULE_OPTIONS = ("metric", "max_drop", "alpha", "depth", "reranker", "max_p95_ratio")
+
+
+class _RuleItem(argparse.Action):
+    """Keeps rule options in command-line order, so ``--metric A --max-drop X --metric B
+    --max-drop Y`` gives two rules."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        items = list(getattr(namespace, "rule_items", None) or [])
+        items.append((self.dest, values))
+        namespace.rule_items = items
+
+
+def add_commands(sub: Any) -> None:
+    """Register ``compare`` and ``gate`` on the CLI's subparsers."""
+    cmp = sub.add_parser("compare", help="compare systems with paired significance tests")
+    cmp.add_argument("inputs", nargs="+", metavar="RESULTS_OR_RUN",
+                     help="results.json files (or their folders) and/or TREC run files")
+    cmp.add_argument("--qrels", help="qrels file for TREC runs (BEIR tsv or TREC format)")
+    cmp.add_argument("--baseline", help="system to compare against (default: the first)")
+    cmp.add_argument("--metric", action="append", default=[],
+                     help="metric to compare (repeatable; default: every shared metric)")
+    cmp.add_argument("--depth", type=int, action="append", default=[],
+                     help="reranking depth (repeatable; default: every depth)")
+    cmp.add_argument("--test", default="t-test", choices=stats.TESTS,
+                     help="test behind p and significance (default: t-test)")
+    cmp.add_argument("--correction", default="holm", choices=stats.CORRECTIONS,
+                     help="multiple-comparison correction across systems (default: holm)")
+    cmp.add_argument("--alpha", type=float, default=0.05)
+    cmp.add_argument("--permutations", type=int, default=stats.DEFAULT_PERMUTATIONS)
+    cmp.add_argument("--bootstrap", type=int, default=stats.DEFAULT_BOOTSTRAP)
+    cmp.add_argument("--seed", type=int, default=0)
+    cmp.add_argument("--relevance-threshold", type=int, default=1,
+                     help="for TREC runs: grade counted relevant by binary metrics")
+    cmp.add_argument("--format", default="table", choices=("table", "md", "html", "json"))
+    cmp.add_argument("--out", help="write here instead of stdout")
+    cmp.set_defaults(func=_cmd_compare)
+
+    gate = sub.add_parser(
+        "gate", help="fail (exit 1) when a candidate regresses against a baseline",
+        description="Rule options after --metric apply to that metric; given before any "
+                    "--metric they are defaults for every rule.")
+    gate.add_argument("--baseline", required=True, help="baseline results.json (or folder)")
+    gate.add_argument("--candidate", required=True, help="candidate results.json (or folder)")
+    gate.add_argument("--metric", action=_RuleItem, help="start a metric rule, e.g. ndcg@10")
+    gate.add_argument("--max-drop", type=float, action=_RuleItem,
+                      help="largest allowed absolute drop of the metric")
+    gate.add_argument("--alpha", type=float, action=_RuleItem,
+                      help="count a drop only when significant at this level")
+    gate.add_argument("--depth", type=int, action=_RuleItem,
+                      help="reranking depth (default: the largest in both)")
+    gate.add_argument("--reranker", action=_RuleItem,
+                      help="reranker name (default: the only one of each results)")
+    gate.add_argument("--max-p95-ratio", type=float, action=_RuleItem,
+                      help="latency rule: candidate p95 <= ratio x baseline p95 (same hardware)")
+    gate.add_argument("--rules", help="YAML file of rules (instead of rule flags)")
+    gate.add_argument("--test", choices=stats.TESTS, help="paired test for --alpha "
+                      "(default: t-test)")
+    gate.add_argument("--junit", help="write JUnit XML here")
+    gate.set_defaults(func=_cmd_gate, rule_items=[])
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from rerank_eval.compare.compare import compare_systems
+    from rerank_eval.compare.render import render
+    from rerank_eval.compare.systems import load_systems
+    from rerank_eval.metrics import parse_metrics
+
+    metrics = [m.name for m in parse_metrics(args.metric, "--metric")]
+    if not 0 < args.alpha < 1:
+        raise InputError("--alpha: expected a number between 0 and 1")
+    if args.permutations < 1 or args.bootstrap < 1:
+        raise InputError("--permutations and --bootstrap must be >= 1")
+    systems = load_systems(args.inputs, qrels_path=args.qrels, metrics=metrics,
+                           relevance_threshold=args.relevance_threshold)
+    report = compare_systems(systems, baseline=args.baseline, metrics=metrics,
+                             depths=args.depth, test=args.test, correction=args.correction,
+                             alpha=args.alpha, permutations=args.permutations,
+                             bootstrap=args.bootstrap, seed=args.seed)
+    text = render(report, args.format)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"comparison: {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def rules_from_flags(items: list[tuple[str, Any]]) -> list[Any]:
+    """Group rule options: each --metric or --max-p95-ratio starts a rule; options before
+    the first rule are defaults for all."""
+    from rerank_eval.compare.gate import LatencyRule, MetricRule, _alpha
+    from rerank_eval.metrics import parse_metric
+
+    defaults: dict[str, Any] = {}
+    groups: list[dict[str, Any]] = []
+    for dest, value in items:
+        flag = "--" + dest.replace("_", "-")
+        if dest in ("metric", "max_p95_ratio"):
+            groups.append({dest: value})
+        elif not groups:
+            defaults[dest] = value
+        elif dest in groups[-1]:
+            raise InputError(f"{flag} given twice for one rule")
+        elif "max_p95_ratio" in groups[-1] and dest in ("max_drop", "alpha"):
+            raise InputError(f"{flag} does not apply to the latency rule (--max-p95-ratio)")
+        else:
+            groups[-1][dest] = value
+    if "max_drop" in defaults:
+        raise InputError("--max-drop must follow the --metric it limits")
+    rules: list[Any] = []
+    for g in groups:
+        g = {**defaults, **g}
+        if "metric" in g:
+            if "max_drop" not in g:
+                raise InputError(f"--metric {g['metric']}: needs --max-drop")
+            if g["max_drop"] < 0:
+                raise InputError("--max-drop: must be >= 0")
+            alpha = g.get("alpha")
+            rules.append(MetricRule(parse_metric(g["metric"], "--metric").name, g["max_drop"],
+                                    None if alpha is None else _alpha(alpha, "--alpha", None),
+                                    g.get("depth"), g.get("reranker")))
+        else:
+            if g["max_p95_ratio"] <= 0:
+                raise InputError("--max-p95-ratio: must be > 0")
+            rules.append(LatencyRule(g["max_p95_ratio"], g.get("depth"), g.get("reranker")))
+    return rules
+
+
+def _cmd_gate(args: argparse.Namespace) -> int:
+    from rerank_eval.compare.gate import exit_code, format_verdicts, load_rules, run_gate
+    from rerank_eval.compare.junit import write_junit
+
+    test = args.test or "t-test"
+    if args.rules:
+        if args.rule_items:
+            raise InputError("give rules either as flags or with --rules, not both")
+        rules, yaml_test = load_rules(args.rules)
+        test = args.test or yaml_test
+    else:
+        rules = rules_from_flags(args.rule_items)
+    verdicts = run_gate(args.baseline, args.candidate, rules, test)
+    print(format_verdicts(verdicts))
+    if args.junit:
+        write_junit(verdicts, args.junit)
+        print(f"junit: {args.junit}", file=sys.stderr)
+    return exit_code(verdicts)

@@ -1,0 +1,310 @@
+"""The release gate: does a candidate's results.json regress against a baseline's?
+
+Rules:
+- metric rule: the candidate's mean may fall at most ``max_drop`` (absolute) below the
+  baseline's; with ``alpha``, a larger drop only counts when a paired test on the per-query
+  values finds it significant (p < alpha), so noise on a small query set cannot fail a build.
+- latency rule: the candidate's p95 latency may be at most ``max_p95_ratio`` times the
+  baseline's, and only when both were measured on the same hardware id; otherwise the rule
+  says why it does not apply (it neither passes nor fails).
+
+Means and tests use the queries both results share, from their per_query.csv.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from rerank_eval.compare import stats
+from rerank_eval.compare.systems import System, load_results
+from rerank_eval.errors import InputError
+
+PASS, FAIL, NOT_APPLICABLE = "pass", "fail", "not applicable"
+TOLERANCE = 1e-12
+
+
+@dataclass
+class MetricRule:
+    metric: str
+    max_drop: float
+    alpha: float | None = None
+    depth: int | None = None
+    reranker: str | None = None
+
+
+@dataclass
+class LatencyRule:
+    max_p95_ratio: float
+    depth: int | None = None
+    reranker: str | None = None
+
+
+Rule = MetricRule | LatencyRule
+
+
+@dataclass
+class Verdict:
+    """The outcome of one rule, with a sentence a person can act on."""
+
+    rule: str
+    status: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Side:
+    """One results.json: its raw content and its systems by name."""
+
+    path: Path
+    results: dict[str, Any]
+    systems: dict[str, System]
+
+    @classmethod
+    def load(cls, path: str | Path) -> Side:
+        path = Path(path)
+        if path.is_dir():
+            path = path / "results.json"
+        results, systems = load_results(path)
+        return cls(path, results, {s.name: s for s in systems})
+
+    def reranker_names(self) -> list[str]:
+        return [r.get("name") for r in self.results.get("rerankers", [])]
+
+    def reranker_entry(self, name: str) -> dict[str, Any]:
+        return next(r for r in self.results["rerankers"] if r.get("name") == name)
+
+
+def _pick_rerankers(base: Side, cand: Side, name: str | None) -> tuple[str, str]:
+    """The reranker to judge on each side: ``name`` in both, or the only one of each."""
+    if name is not None:
+        for side, label in ((base, "baseline"), (cand, "candidate")):
+            if name not in side.reranker_names():
+                raise InputError(f"--reranker: {label} has no reranker {name!r} (it has: "
+                                 f"{', '.join(side.reranker_names()) or 'none'})",
+                                 path=side.path)
+        return name, name
+    b, c = base.reranker_names(), cand.reranker_names()
+    if len(b) == 1 and len(c) == 1:
+        return b[0], c[0]
+    if not b or not c:
+        raise InputError("no reranker in " + ("baseline" if not b else "candidate"),
+                         path=(base if not b else cand).path)
+    raise InputError(f"several rerankers (baseline: {', '.join(b)}; candidate: "
+                     f"{', '.join(c)}): choose one with --reranker NAME")
+
+
+def _pick_depth(base: Side, cand: Side, b_name: str, c_name: str, depth: int | None) -> int:
+    b_depths = set(base.systems[b_name].depths())
+    c_depths = set(cand.systems[c_name].depths())
+    shared = sorted(b_depths & c_depths)
+    if depth is None:
+        if not shared:
+            raise InputError(f"baseline and candidate share no reranking depth "
+                             f"({sorted(b_depths)} vs {sorted(c_depths)})")
+        return shared[-1]
+    if depth not in shared:
+        raise InputError(f"--depth {depth}: not evaluated in both results (shared depths: "
+                         f"{', '.join(map(str, shared)) or 'none'})")
+    return depth
+
+
+def _label(rule: Rule, b_name: str, c_name: str, depth: int) -> str:
+    who = b_name if b_name == c_name else f"{b_name} -> {c_name}"
+    what = rule.metric if isinstance(rule, MetricRule) else "latency p95"
+    return f"{what} at depth {depth} ({who})"
+
+
+def check_metric(rule: MetricRule, base: Side, cand: Side, test: str = "t-test") -> Verdict:
+    b_name, c_name = _pick_rerankers(base, cand, rule.reranker)
+    depth = _pick_depth(base, cand, b_name, c_name, rule.depth)
+    label = _label(rule, b_name, c_name, depth)
+    b_vals = base.systems[b_name].at(rule.metric, depth)
+    c_vals = cand.systems[c_name].at(rule.metric, depth)
+    for vals, side, name in ((b_vals, base, b_name), (c_vals, cand, c_name)):
+        if vals is None:
+            raise InputError(f"--metric: {name} has no {rule.metric!r} at depth {depth} "
+                             f"(it has: {', '.join(side.systems[name].metrics())})",
+                             path=side.path)
+    common = sorted(set(b_vals) & set(c_vals))
+    dropped = len(set(b_vals) | set(c_vals)) - len(common)
+    if not common:
+        raise InputError("baseline and candidate share no query: are they the same dataset?")
+    a = np.array([b_vals[q] for q in common])
+    b = np.array([c_vals[q] for q in common])
+    drop = float(a.mean() - b.mean())
+    details: dict[str, Any] = {
+        "metric": rule.metric, "depth": depth, "baseline_reranker": b_name,
+        "candidate_reranker": c_name, "baseline": float(a.mean()), "candidate": float(b.mean()),
+        "drop": drop, "max_drop": rule.max_drop, "queries": len(common),
+        "queries_dropped": dropped, "alpha": rule.alpha,
+    }
+    means = (f"{a.mean():.4f} -> {b.mean():.4f} (change {-drop:+.4f}, max drop "
+             f"{rule.max_drop:.4f}, {len(common)} queries"
+             + (f", {dropped} not in both dropped" if dropped else "") + ")")
+    if drop <= rule.max_drop + TOLERANCE:
+        return Verdict(label, PASS, f"{means}: within the allowed drop", details)
+    if rule.alpha is None:
+        return Verdict(label, FAIL, f"{means}: REGRESSION, drop exceeds the limit", details)
+    p = stats.paired_p_value(test, a, b)
+    details.update({"test": test, "p_value": p})
+    if p < rule.alpha:
+        return Verdict(label, FAIL, f"{means}: REGRESSION, drop exceeds the limit and is "
+                       f"significant ({test} p={p:.4g} < {rule.alpha})", details)
+    return Verdict(label, PASS, f"{means}: drop exceeds the limit but is not significant "
+                   f"({test} p={p:.4g} >= {rule.alpha}); not counted as a regression", details)
+
+
+def check_latency(rule: LatencyRule, base: Side, cand: Side) -> Verdict:
+    b_name, c_name = _pick_rerankers(base, cand, rule.reranker)
+    depth = _pick_depth(base, cand, b_name, c_name, rule.depth)
+    label = _label(rule, b_name, c_name, depth)
+    b_hw = (base.results.get("hardware") or {}).get("id")
+    c_hw = (cand.results.get("hardware") or {}).get("id")
+    b_lat = (base.reranker_entry(b_name).get("latency_ms") or {}).get(str(depth)) or {}
+    c_lat = (cand.reranker_entry(c_name).get("latency_ms") or {}).get(str(depth)) or {}
+    details: dict[str, Any] = {"depth": depth, "max_p95_ratio": rule.max_p95_ratio,
+                               "baseline_hardware": b_hw, "candidate_hardware": c_hw}
+    if not b_hw or not c_hw or "p95" not in b_lat or "p95" not in c_lat:
+        return Verdict(label, NOT_APPLICABLE,
+                       "not applicable: no latency/hardware in results", details)
+    if b_hw != c_hw:
+        return Verdict(label, NOT_APPLICABLE, f"not applicable: measured on different hardware "
+                       f"({b_hw} vs {c_hw}); latencies are not comparable", details)
+    b95, c95 = float(b_lat["p95"]), float(c_lat["p95"])
+    ratio = c95 / b95 if b95 > 0 else float("inf")
+    details.update({"baseline_p95_ms": b95, "candidate_p95_ms": c95, "ratio": ratio})
+    text = (f"p95 {b95:.2f} ms -> {c95:.2f} ms (x{ratio:.3f}, max x{rule.max_p95_ratio}, "
+            f"hardware {b_hw})")
+    if ratio <= rule.max_p95_ratio + TOLERANCE:
+        return Verdict(label, PASS, f"{text}: within the allowed growth", details)
+    return Verdict(label, FAIL, f"{text}: REGRESSION, latency grew too much", details)
+
+
+def run_gate(baseline: str | Path, candidate: str | Path, rules: list[Rule],
+             test: str = "t-test") -> list[Verdict]:
+    """Check every rule; input problems raise InputError (exit 2), never a verdict."""
+    if not rules:
+        raise InputError("no rules: give --metric M --max-drop X, --max-p95-ratio R or --rules")
+    if test not in stats.TESTS:
+        raise InputError(f"--test: unknown test {test!r} (one of {', '.join(stats.TESTS)})")
+    base, cand = Side.load(baseline), Side.load(candidate)
+    b_ds = (base.results.get("dataset") or {}).get("id")
+    c_ds = (cand.results.get("dataset") or {}).get("id")
+    if b_ds != c_ds:
+        raise InputError(f"baseline and candidate evaluate different datasets "
+                         f"({b_ds} vs {c_ds})")
+    return [check_metric(r, base, cand, test) if isinstance(r, MetricRule)
+            else check_latency(r, base, cand) for r in rules]
+
+
+def exit_code(verdicts: list[Verdict]) -> int:
+    return 1 if any(v.status == FAIL for v in verdicts) else 0
+
+
+def format_verdicts(verdicts: list[Verdict]) -> str:
+    tag = {PASS: "PASS", FAIL: "FAIL", NOT_APPLICABLE: "N/A "}
+    lines = [f"{tag[v.status]}  {v.rule}: {v.message}" for v in verdicts]
+    fails = sum(v.status == FAIL for v in verdicts)
+    lines.append(f"gate: {'FAILED' if fails else 'passed'} ({fails} of {len(verdicts)} rules "
+                 "regressed)")
+    return "\n".join(lines)
+
+
+# --- rules from YAML ------------------------------------------------------------------------
+
+_METRIC_KEYS = {"metric", "max_drop", "alpha", "depth", "reranker"}
+_LATENCY_KEYS = {"max_p95_ratio", "depth", "reranker"}
+
+
+def _number(value: Any, field: str, path: Path, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+        raise InputError(f"{field}: expected a number >= {minimum}, got {value!r}", path=path)
+    return float(value)
+
+
+def _opt_int(value: Any, field: str, path: Path) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{field}: expected a positive integer, got {value!r}", path=path)
+    return value
+
+
+def load_rules(path: str | Path) -> tuple[list[Rule], str]:
+    """Rules from YAML: ``rules: [{metric, max_drop, alpha?, depth?, reranker?} |
+    {max_p95_ratio, depth?, reranker?}]``, with optional top-level defaults ``reranker``,
+    ``depth``, ``alpha`` and ``test``."""
+    from rerank_eval.metrics import parse_metric
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("rules file not found", path=path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise InputError(f"invalid YAML: {getattr(e, 'problem', None) or e}", path=path,
+                         line=mark.line + 1 if mark else None) from None
+    if not isinstance(raw, dict):
+        raise InputError("expected a mapping with a 'rules' list", path=path)
+    unknown = sorted(set(raw) - {"rules", "reranker", "depth", "alpha", "test"})
+    if unknown:
+        raise InputError(f"unknown key {unknown[0]!r} (allowed: alpha, depth, reranker, "
+                         "rules, test)", path=path)
+    items = raw.get("rules")
+    if not isinstance(items, list) or not items:
+        raise InputError("rules: expected a non-empty list", path=path)
+    test = raw.get("test", "t-test")
+    if test not in stats.TESTS:
+        raise InputError(f"test: one of {', '.join(stats.TESTS)}, got {test!r}", path=path)
+    defaults = {"reranker": raw.get("reranker"), "depth": raw.get("depth"),
+                "alpha": raw.get("alpha")}
+    rules: list[Rule] = []
+    for i, item in enumerate(items):
+        where = f"rules[{i}]"
+        if not isinstance(item, dict):
+            raise InputError(f"{where}: expected a mapping", path=path)
+        item = {**{k: v for k, v in defaults.items() if v is not None}, **item}
+        if "metric" in item:
+            allowed = _METRIC_KEYS
+        elif "max_p95_ratio" in item:
+            allowed = _LATENCY_KEYS
+            item.pop("alpha", None)
+        else:
+            raise InputError(f"{where}: needs 'metric' (with max_drop) or 'max_p95_ratio'",
+                             path=path)
+        bad = sorted(set(item) - allowed)
+        if bad:
+            raise InputError(f"{where}: unknown key {bad[0]!r} (allowed: "
+                             f"{', '.join(sorted(allowed))})", path=path)
+        depth = _opt_int(item.get("depth"), f"{where}.depth", path)
+        reranker = item.get("reranker")
+        if reranker is not None and not isinstance(reranker, str):
+            raise InputError(f"{where}.reranker: expected a string", path=path)
+        if "metric" in item:
+            if "max_drop" not in item:
+                raise InputError(f"{where}: 'max_drop' is required", path=path)
+            alpha = item.get("alpha")
+            rules.append(MetricRule(
+                metric=parse_metric(str(item["metric"]), f"{where}.metric").name,
+                max_drop=_number(item["max_drop"], f"{where}.max_drop", path),
+                alpha=None if alpha is None else _alpha(alpha, f"{where}.alpha", path),
+                depth=depth, reranker=reranker))
+        else:
+            rules.append(LatencyRule(
+                max_p95_ratio=_number(item["max_p95_ratio"], f"{where}.max_p95_ratio", path,
+                                      minimum=1e-9), depth=depth, reranker=reranker))
+    return rules, test
+
+
+def _alpha(value: Any, field: str, path: Path | None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise InputError(f"{field}: expected a number between 0 and 1, got {value!r}",
+                         path=path)
+    return float(value)

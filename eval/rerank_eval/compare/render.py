@@ -1,0 +1,95 @@
+"""Render a ComparisonReport as a terminal table, Markdown, HTML or JSON."""
+
+from __future__ import annotations
+
+import html
+import json
+
+from rerank_eval.compare.compare import Cell, ComparisonReport, Row
+
+FORMATS = ("table", "md", "html", "json")
+_TEST_LABEL = {"t-test": "paired t-test", "wilcoxon": "Wilcoxon signed-rank",
+               "randomization": "paired randomization"}
+HEADER = ["system", "mean", "diff", "95% CI", "p", "p adj", "sig", "W/T/L"]
+
+
+def _fmt_p(p: float | None) -> str:
+    if p is None:
+        return ""
+    return "<0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+def _cells(row: Row) -> list[str]:
+    if row.baseline:
+        return [f"{row.system} (baseline)", f"{row.mean:.4f}", "", "", "", "", "", ""]
+    ci = f"[{row.ci_low:+.4f}, {row.ci_high:+.4f}]"
+    return [row.system, f"{row.mean:.4f}", f"{row.diff:+.4f}", ci, _fmt_p(row.p_value),
+            _fmt_p(row.p_adjusted), "*" if row.significant else "",
+            f"{row.wins}/{row.ties}/{row.losses}"]
+
+
+def _title(cell: Cell) -> str:
+    depth = "" if cell.depth is None else f" at depth {cell.depth}"
+    return f"{cell.metric}{depth}"
+
+
+def _caption(report: ComparisonReport, cell: Cell) -> str:
+    s = report.settings
+    test = _TEST_LABEL[s.test] + (f" ({s.permutations} permutations, seed {s.seed})"
+                                  if s.test == "randomization" else "")
+    text = (f"{cell.queries} queries compared, {cell.queries_dropped} dropped (not in every "
+            f"system); {test}; p adj: {s.correction}; * = p adj < {s.alpha}; CI: "
+            f"bootstrap ({s.bootstrap} resamples, seed {s.seed}); W/T/L vs baseline")
+    if cell.missing_systems:
+        text += f"; without values here: {', '.join(cell.missing_systems)}"
+    return text
+
+
+def render(report: ComparisonReport, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(report.as_dict(), indent=2) + "\n"
+    if fmt == "md":
+        return _markdown(report)
+    if fmt == "html":
+        return _html(report)
+    return _table(report)
+
+
+def _table(report: ComparisonReport) -> str:
+    out = []
+    for cell in report.cells:
+        rows = [_cells(r) for r in cell.rows]
+        widths = [max(len(x[i]) for x in rows + [HEADER]) for i in range(len(HEADER))]
+        out += [f"== {_title(cell)}", "  ".join(h.ljust(w) for h, w in zip(HEADER, widths)),
+                "  ".join("-" * w for w in widths)]
+        out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        out += [f"({_caption(report, cell)})", ""]
+    return "\n".join(out)
+
+
+def _markdown(report: ComparisonReport) -> str:
+    out = [f"# Comparison against {report.settings.baseline}", ""]
+    for cell in report.cells:
+        out += [f"## {_title(cell)}", "", "| " + " | ".join(HEADER) + " |",
+                "|" + "---|" * len(HEADER)]
+        for r in cell.rows:
+            out.append("| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |")
+        out += ["", f"_{_caption(report, cell)}_", ""]
+    return "\n".join(out)
+
+
+def _html(report: ComparisonReport) -> str:
+    e = html.escape
+    out = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">",
+           f"<title>Comparison against {e(report.settings.baseline)}</title>",
+           "<style>table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+           "padding:2px 8px;text-align:right}td:first-child{text-align:left}</style>",
+           "</head><body>", f"<h1>Comparison against {e(report.settings.baseline)}</h1>"]
+    for cell in report.cells:
+        out += [f"<h2>{e(_title(cell))}</h2>", "<table>",
+                "<tr>" + "".join(f"<th>{e(h)}</th>" for h in HEADER) + "</tr>"]
+        for r in cell.rows:
+            out.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in _cells(r)) + "</tr>")
+        out += ["</table>", f"<p><small>{e(_caption(report, cell))}</small></p>"]
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
