@@ -31,7 +31,7 @@ def tiny_run(tiny_cross_encoder, tmp_path_factory) -> tuple[Path, object]:
         "relevance_threshold": 2,
         "sanity_check": False,
         "latency": {"queries": 4, "warmup": 1},
-        "recommendation": {"output_k": [3, 5]},
+        "recommendation": {"output_k": [3, 5, 10]},
     }
     out = tmp_path_factory.mktemp("tiny-report")
     result = run_experiment(parse_config(raw, base_dir=out), out_dir=out, log=lambda _m: None)
@@ -54,7 +54,9 @@ def test_results_json_carries_hardware_latency_throughput_and_recommendation(tin
     assert rr["recommended_depth"] in (5, 10, 20)
     assert rr["recommendation"]["reasoning"]
     assert set(rr["output_cut"][str(rr["recommended_depth"])]) == {
-        "ndcg@3", "recall@3", "ndcg@5", "recall@5"}
+        "ndcg@3", "recall@3", "ndcg@5", "recall@5", "ndcg@10", "recall@10"}
+    for depth, cut in rr["output_cut"].items():  # same ranking as the depth curve
+        assert cut["ndcg@10"] == pytest.approx(rr["metrics"][depth]["ndcg@10"], abs=1e-12)
     dist = rr["score_distribution"]
     assert sum(dist["histogram"]["relevant"]) + sum(dist["histogram"]["other"]) == dist["count"]
     assert data["first_stage"]["latency_ms"]["queries"] == 4
