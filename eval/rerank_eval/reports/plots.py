@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from rerank_eval.reports.tables import Results, experiment, hw_id, metric_names, rec_metric
 
@@ -205,6 +206,7 @@ def score_distributions(results: Sequence[Results], path: Path) -> Path | None:
             if total:
                 ax.stairs(counts / total, edges, fill=True, alpha=0.45, color=color,
                           label=f"{cls} ({int(total)} pairs)")
+        ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.set_xlabel("raw model score")
         ax.set_ylabel("share of pairs in class")
         ax.set_title(st.label(r, name, with_hw=False), fontsize=10)

@@ -212,6 +212,6 @@ def score_quantile_frame(results: Sequence[Results]) -> pd.DataFrame:
             seen.add(key)
             out.append({"experiment": key[0], "system": key[1], "pairs": dist["count"],
                         "relevant": dist.get("relevant_count"),
-                        "mean": f"{dist['mean']:.3f}", "std": f"{dist['std']:.3f}",
-                        **{q: f"{v:.3f}" for q, v in dist.get("quantiles", {}).items()}})
+                        "mean": f"{dist['mean']:.4g}", "std": f"{dist['std']:.3g}",
+                        **{q: f"{v:.4g}" for q, v in dist.get("quantiles", {}).items()}})
     return pd.DataFrame(out)
