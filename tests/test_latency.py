@@ -96,3 +96,11 @@ def test_first_stage_latency_times_one_query_per_call():
     out = measure_first_stage_latency(seen.append, dataset, LatencyConfig(queries=5, warmup=1))
     assert out["queries"] == 5 and len(seen) == 6
     assert measure_first_stage_latency(None, dataset, LatencyConfig()) is None
+
+
+def test_billed_backends_get_no_latency_probes():
+    from rerank_eval.rerankers import RERANKERS
+    from rerank_eval.rerankers.hosted.base import HostedReranker
+
+    for kind, cls in RERANKERS.items():
+        assert cls.latency_probes is not issubclass(cls, HostedReranker), kind

@@ -10,6 +10,7 @@ latency probes never count as scored pairs.
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -71,7 +72,7 @@ def measure_rerank_latency(
     eligible = [q for q, docs in shortlist.ranking.items() if docs]
     warm, sample = _sample(eligible, cfg)
     rng = random.Random(cfg.seed + 1)
-    saved = (reranker.stats.pairs_scored, reranker.stats.pairs_truncated)
+    saved = copy.deepcopy(reranker.stats)
     timings: dict[int, list[float]] = {d: [] for d in depths}
     pairs_seen: dict[int, list[int]] = {d: [] for d in depths}
     try:
@@ -91,7 +92,7 @@ def measure_rerank_latency(
                         timings[depth].append(elapsed)
                         pairs_seen[depth].append(len(pairs))
     finally:
-        reranker.stats.pairs_scored, reranker.stats.pairs_truncated = saved
+        reranker.stats = saved
     return {str(d): {**latency_summary(timings[d]),
                      "pairs_per_query": float(np.mean(pairs_seen[d])) if pairs_seen[d] else 0.0}
             for d in depths}

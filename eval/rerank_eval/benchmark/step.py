@@ -41,10 +41,17 @@ def benchmark_reranker(
         "throughput": throughput(reranker.stats.pairs_scored, queries, scoring_s, settings,
                                  torch.get_num_threads()),
     }
-    latency = measure_rerank_latency(reranker, dataset, shortlist, config.depths, config.latency)
+    latency: dict[str, Any] = {}
+    if reranker.latency_probes:
+        latency = measure_rerank_latency(reranker, dataset, shortlist, config.depths,
+                                         config.latency)
     info["latency_ms"] = latency
-    info["latency_setup"] = {**vars(config.latency), "measured": bool(latency),
-                             "score_cache": "bypassed: every latency call runs the model"}
+    info["latency_setup"] = {
+        **vars(config.latency), "measured": bool(latency),
+        "score_cache": "bypassed: every latency call runs the model",
+        **({} if reranker.latency_probes else {
+            "skipped": "billed backend: no probes (see request_latency_summary_ms)"}),
+    }
     info["score_distribution"] = score_distribution(model_scores, dataset.qrels,
                                                     config.relevance_threshold)
     rec_cfg = config.recommendation
