@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import pytrec_eval
-from rerank_eval.config import load_config
+from rerank_eval.config import LatencyConfig, load_config
 from rerank_eval.pipeline import run_experiment
 from rerank_eval.runs import read_trec_run
 from rerank_eval.scoring.shortlist import rerank_at_depth
@@ -30,6 +30,7 @@ def test_reranking_reorders_only_the_top_d_and_keeps_first_stage_order_below():
 def quickstart(tmp_path_factory):
     out = tmp_path_factory.mktemp("quickstart")
     config = load_config(PROJECT_ROOT / "configs" / "quickstart.yaml")
+    config.latency = LatencyConfig(queries=5, warmup=1)  # keep the suite fast; tested elsewhere
     result = run_experiment(config, out_dir=out, log=lambda _: None)
     return out, result
 
@@ -98,7 +99,7 @@ def test_cross_encoder_reranking_on_real_data_matches_trec_eval(tmp_path, scifac
         f"name: sf\ndataset: {{beir: {scifact_dir}, sample: {{queries: 40, seed: 0}}}}\n"
         "first_stage: {bm25: {}, depth: 10}\n"
         f"rerankers: [{{name: ce, kind: cross-encoder, model: {scifact_ce}, max_length: 256}}]\n"
-        "depths: [5, 10]\nmetrics: [ndcg@10, recall@10]\n")
+        "depths: [5, 10]\nmetrics: [ndcg@10, recall@10]\nlatency: {queries: 0}\n")
     result = run_experiment(load_config(config), out_dir=tmp_path / "out", log=lambda _: None)
     stage = result.rerankers[0]
     assert stage.info["pairs_scored"] == sum(len(d) for d in

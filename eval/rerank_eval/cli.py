@@ -54,6 +54,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from rerank_eval.reports.render import write_report
+    from rerank_eval.reports.tables import hw_id, load_results
+
+    results = load_results(args.results)
+    path = write_report(results, Path(args.out))
+    setups = sorted(set(hw_id(r) for r in results))
+    print(f"report: {path}\n        {path.with_suffix('.md')}\n"
+          f"{len(results)} results file(s), hardware setups: {', '.join(setups)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rerank-eval",
                                      description="Evaluate and benchmark rerankers.")
@@ -88,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quiet", action="store_true", help="no per-round progress")
     bench.set_defaults(func=_cmd_bench)
     add_compare_commands(sub)
+    report = sub.add_parser("report", help="build report.md/report.html from results.json files "
+                            "(several machines merge side by side per hardware setup)")
+    report.add_argument("results", nargs="+", help="results.json files (or their directories)")
+    report.add_argument("--out", required=True, help="directory for the report and its plots")
+    report.set_defaults(func=_cmd_report)
     return parser
 
 

@@ -13,12 +13,12 @@ from typing import Any
 import yaml
 
 from rerank_eval.errors import InputError
-from rerank_eval.metrics import MetricSpec, parse_metrics
+from rerank_eval.metrics import MetricSpec, parse_metric, parse_metrics
 
 DATASET_SOURCES = ("beir", "irds", "trec", "bundled")
 TOP_LEVEL_KEYS = {
     "name", "dataset", "first_stage", "rerankers", "depths", "metrics",
-    "relevance_threshold", "sanity_check", "audit",
+    "relevance_threshold", "sanity_check", "audit", "latency", "recommendation",
 }
 
 
@@ -61,6 +61,27 @@ class AuditConfig:
 
 
 @dataclass
+class LatencyConfig:
+    """Per-query latency sample: ``queries`` 0 turns latency measurement off."""
+
+    queries: int = 50
+    warmup: int = 3
+    seed: int = 0
+
+
+@dataclass
+class RecommendationConfig:
+    """How the recommended rerank depth is chosen, and which output cuts are reported."""
+
+    metric: str = "ndcg@10"
+    tolerance: float = 0.005
+    latency_budget_ms: float | None = None
+    latency_stat: str = "p95"
+    output_k: list[int] = field(default_factory=lambda: [3, 5, 10])
+    output_measures: list[str] = field(default_factory=lambda: ["ndcg", "recall"])
+
+
+@dataclass
 class ExperimentConfig:
     name: str
     dataset: DatasetConfig
@@ -71,6 +92,8 @@ class ExperimentConfig:
     relevance_threshold: int = 1
     sanity_check: bool = True
     audit: AuditConfig = field(default_factory=AuditConfig)
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+    recommendation: RecommendationConfig = field(default_factory=RecommendationConfig)
     base_dir: Path = field(default_factory=Path.cwd)
     source_path: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
@@ -94,6 +117,8 @@ class ExperimentConfig:
             "relevance_threshold": self.relevance_threshold,
             "sanity_check": self.sanity_check,
             "audit": {"k": self.audit.k},
+            "latency": vars(self.latency),
+            "recommendation": vars(self.recommendation),
         }
 
 
@@ -160,6 +185,60 @@ def _parse_first_stage(raw: Any) -> FirstStageConfig:
     if isinstance(params, dict):
         _check_keys(params, set(FIRST_STAGES[kinds[0]].allowed), f"first_stage.{kinds[0]}")
     return FirstStageConfig(kind=kinds[0], params=params, depth=depth)
+
+
+LATENCY_STATS = ("p50", "p95", "p99", "mean")
+
+
+def _parse_latency(raw: Any) -> LatencyConfig:
+    if raw is None:
+        return LatencyConfig()
+    raw = _mapping(raw, "latency")
+    _check_keys(raw, {"queries", "warmup", "seed"}, "latency")
+    default = LatencyConfig()
+    return LatencyConfig(queries=_int(raw.get("queries", default.queries), "latency.queries", 0),
+                         warmup=_int(raw.get("warmup", default.warmup), "latency.warmup", 0),
+                         seed=_int(raw.get("seed", default.seed), "latency.seed"))
+
+
+def _number(value: Any, field: str, minimum: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(f"{field}: expected a number, got {value!r}")
+    if value < minimum:
+        _fail(f"{field}: must be >= {minimum}, got {value}")
+    return float(value)
+
+
+def _parse_recommendation(raw: Any, metrics: list[MetricSpec]) -> RecommendationConfig:
+    """The quality metric must be one of ``metrics``: the depth curve is computed for those."""
+    raw = _mapping(raw if raw is not None else {}, "recommendation")
+    _check_keys(raw, {"metric", "tolerance", "latency_budget_ms", "latency_stat", "output_k",
+                      "output_measures"}, "recommendation")
+    names = [m.name for m in metrics]
+    if "metric" in raw:
+        metric = parse_metrics([str(raw["metric"])], "recommendation.metric")[0].name
+        if metric not in names:
+            _fail(f"recommendation.metric: {metric} is not in metrics ({', '.join(names)})")
+    else:
+        metric = "ndcg@10" if "ndcg@10" in names else names[0]
+    tolerance = _number(raw.get("tolerance", 0.005), "recommendation.tolerance", 0.0)
+    budget = raw.get("latency_budget_ms")
+    if budget is not None:
+        budget = _number(budget, "recommendation.latency_budget_ms", 0.0)
+    stat = raw.get("latency_stat", "p95")
+    if stat not in LATENCY_STATS:
+        _fail(f"recommendation.latency_stat: use one of {', '.join(LATENCY_STATS)}")
+    ks = raw.get("output_k", [3, 5, 10])
+    if not isinstance(ks, list) or not ks:
+        _fail("recommendation.output_k: expected a non-empty list of integers, e.g. [3, 5, 10]")
+    ks = sorted({_int(k, "recommendation.output_k", 1) for k in ks})
+    measures = raw.get("output_measures", ["ndcg", "recall"])
+    if not isinstance(measures, list) or not measures:
+        _fail("recommendation.output_measures: expected a list such as [ndcg, recall]")
+    measures = list(dict.fromkeys(
+        parse_metric(f"{m}@1", "recommendation.output_measures").measure for m in measures))
+    return RecommendationConfig(metric=metric, tolerance=tolerance, latency_budget_ms=budget,
+                                latency_stat=stat, output_k=ks, output_measures=measures)
 
 
 def _parse_rerankers(raw: Any) -> list[RerankerConfig]:
@@ -230,10 +309,13 @@ def parse_config(raw: Any, *, base_dir: Path, source_path: Path | None = None) -
     if not isinstance(sanity, bool):
         _fail("sanity_check: expected true or false")
     audit = _parse_audit(raw.get("audit"))
+    latency = _parse_latency(raw.get("latency"))
+    recommendation = _parse_recommendation(raw.get("recommendation"), metrics)
     return ExperimentConfig(
         name=name, dataset=dataset, first_stage=first_stage, rerankers=rerankers,
         depths=depths, metrics=metrics, relevance_threshold=threshold, sanity_check=sanity,
-        audit=audit, base_dir=base_dir, source_path=source_path, raw=raw,
+        audit=audit, latency=latency, recommendation=recommendation,
+        base_dir=base_dir, source_path=source_path, raw=raw,
     )
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rerank_eval.benchmark import hardware_fingerprint, measure_first_stage_latency
+from rerank_eval.benchmark.step import benchmark_reranker
 from rerank_eval.config import ExperimentConfig
 from rerank_eval.datasets import Dataset, load_dataset
 from rerank_eval.first_stage import FIRST_STAGES
@@ -45,6 +47,7 @@ class ExperimentResult:
     runs_dir: Path
     reports_dir: Path
     timings: dict[str, float] = field(default_factory=dict)
+    hardware: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare_dataset(config: ExperimentConfig) -> Dataset:
@@ -66,11 +69,15 @@ def drop_self_matches(run: Run) -> Run:
 def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
                    log: Log = print) -> ExperimentResult:
     """Run the whole experiment described by ``config``."""
-    from rerank_eval.reports.results import write_results
+    from rerank_eval.reports.render import write_report
+    from rerank_eval.reports.results import results_dict, write_results
 
     runs_dir = (out_dir / "runs") if out_dir else Path("runs") / config.name
     reports_dir = out_dir if out_dir else Path("reports") / config.name
     timings: dict[str, float] = {}
+    hardware = hardware_fingerprint()
+    log(f"hardware {hardware['id']}: {hardware['cpu_model']}, {hardware['threads_used']} "
+        f"threads, GPU {hardware['gpu_model'] or 'none'}")
 
     # Build every reranker before any work so a bad model reference fails fast (models load
     # lazily, on first use).
@@ -94,12 +101,15 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
                                config.relevance_threshold)
     fs_result = StageResult(name=first_stage.name, kind=fs_cfg.kind, model=None,
                             evaluations={None: fs_eval},
-                            info={"depth": fs_cfg.depth, "params": first_stage.describe()})
+                            info={"depth": fs_cfg.depth, "params": first_stage.describe(),
+                                  "latency_ms": measure_first_stage_latency(
+                                      first_stage.query_searcher(dataset, fs_cfg.depth),
+                                      dataset, config.latency)})
     log(f"first stage {first_stage.name}: " + _fmt(fs_eval.means))
 
     result = ExperimentResult(config=config, dataset=dataset, first_stage=fs_result,
                               rerankers=[], runs_dir=runs_dir, reports_dir=reports_dir,
-                              timings=timings)
+                              timings=timings, hardware=hardware)
     write_results(result)
 
     max_depth = max(config.depths)
@@ -113,11 +123,11 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
                 log(f"WARNING: {rr_cfg.name} ranks the irrelevant passage first on "
                     f"{sanity.inverted}/{sanity.probes} obvious sanity probes: check label "
                     "index, pair order and score sign (or the model is untrained)")
+        info["description"] = reranker.describe()  # loads the model before the clock starts
         t0 = time.perf_counter()
         model_scores = score_shortlist(reranker, dataset, shortlist)
         elapsed = time.perf_counter() - t0
         info["scoring_s"] = elapsed
-        info["description"] = reranker.describe()
         info.update(audit_reranker(rr_cfg.name, fs_run.ranking, model_scores, dataset.qrels,
                                    config.depths, k=config.audit.k,
                                    relevance_threshold=config.relevance_threshold,
@@ -129,6 +139,10 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
             evaluations[depth] = evaluate_ranking(run.ranking, dataset.qrels, config.metrics,
                                                   config.relevance_threshold)
         _write_model_scores(model_scores, runs_dir / f"{rr_cfg.name}.scores.tsv")
+        info.update(benchmark_reranker(
+            reranker, dataset, config, first_stage=fs_run, shortlist=shortlist,
+            model_scores=model_scores, evaluations=evaluations, scoring_s=elapsed,
+            description=info["description"], log=log))
         stage = StageResult(name=rr_cfg.name, kind=rr_cfg.kind, model=reranker.model_id,
                             evaluations=evaluations,
                             info={**info, "pairs_scored": reranker.stats.pairs_scored,
@@ -139,6 +153,8 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
         write_results(result)
         for depth in config.depths:
             log(f"{rr_cfg.name} @{depth}: " + _fmt(evaluations[depth].means))
+    report = write_report([results_dict(result)], reports_dir)
+    log(f"report: {report}")
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,3 +41,9 @@ class FirstStage:
 
     def retrieve(self, dataset: Dataset, depth: int) -> Run:
         raise NotImplementedError
+
+    def query_searcher(self, dataset: Dataset, depth: int) -> Callable[[str], Any] | None:
+        """A function answering one query text at a time (for per-query latency), reusing the
+        index :meth:`retrieve` built; None when the stage cannot be timed per query (e.g. a
+        precomputed run file)."""
+        return None

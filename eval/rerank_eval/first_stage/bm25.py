@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rerank_eval.datasets import Dataset
@@ -31,6 +32,7 @@ class BM25(FirstStage):
         retriever = bm25s.BM25(k1=float(self.params["k1"]), b=float(self.params["b"]),
                                method=str(self.params["method"]))
         retriever.index(corpus_tokens, show_progress=False)
+        self._index = (dataset.id, retriever, stemmer, stopwords, len(doc_ids))
 
         query_ids = list(dataset.queries)
         k = min(depth, len(doc_ids))
@@ -50,6 +52,28 @@ class BM25(FirstStage):
                     doc_ids[int(d)]: float(v) for d, v in zip(idx[row], vals[row]) if v > 0
                 }
         return Run.from_scores("bm25", scores)
+
+    def query_searcher(self, dataset: Dataset, depth: int) -> Callable[[str], Any] | None:
+        """Tokenize and retrieve one query against the index built by :meth:`retrieve`."""
+        import bm25s
+
+        index = getattr(self, "_index", None)
+        if index is None or index[0] != dataset.id:
+            self.retrieve(dataset, depth)
+            index = self._index
+        _, retriever, stemmer, stopwords, n_docs = index
+        k = min(depth, n_docs)
+
+        def search(text: str) -> Any:
+            tokens = bm25s.tokenize([text], stopwords=stopwords, stemmer=stemmer,
+                                    show_progress=False, return_ids=False)[0]
+            known = [t for t in tokens if t in retriever.vocab_dict]
+            if not known:
+                return None
+            return retriever.retrieve([known], k=k, show_progress=False, return_as="tuple",
+                                      n_threads=1)
+
+        return search
 
     def _stemmer(self):
         name = self.params["stemmer"]

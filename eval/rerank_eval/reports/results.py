@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from rerank_eval import __version__
+from rerank_eval.benchmark.hardware import ID_RULE
+from rerank_eval.benchmark.latency import FIRST_STAGE_RULE, LATENCY_RULE, THROUGHPUT_RULE
+from rerank_eval.benchmark.recommend import RECOMMENDATION_RULE
 from rerank_eval.datasets import DOC_TEXT_RULE
 from rerank_eval.metrics.evaluate import CONVENTIONS
 from rerank_eval.runs import SAVED_SCORE_RULE, TIE_RULE
@@ -36,6 +39,11 @@ def conventions(result: ExperimentResult) -> dict[str, Any]:
                          else "kept (doc id == query id is not removed)"),
         "pair_order": "query first, passage second; only the passage is truncated",
         "metrics_oracle": "equal to trec_eval (pytrec_eval) to 1e-6, tested",
+        "rerank_latency": LATENCY_RULE,
+        "first_stage_latency": FIRST_STAGE_RULE,
+        "throughput": THROUGHPUT_RULE,
+        "hardware_id": ID_RULE,
+        "recommendation": RECOMMENDATION_RULE,
     }
 
 
@@ -64,6 +72,7 @@ def results_dict(result: ExperimentResult) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "rerank_eval_version": __version__,
         "name": result.config.name,
+        "hardware": result.hardware,
         "config": result.config.resolved(),
         "dataset": {**result.dataset.summary(), "notes": result.dataset.notes},
         "first_stage": {
@@ -73,6 +82,7 @@ def results_dict(result: ExperimentResult) -> dict[str, Any]:
             "metrics": fs_eval.means,
             "queries_evaluated": fs_eval.queries,
             "queries_without_results": fs_eval.queries_without_results,
+            "latency_ms": fs.info.get("latency_ms"),
         },
         "rerankers": rerankers,
         "conventions": conventions(result),

@@ -30,6 +30,9 @@ class Reranker:
 
     kind: ClassVar[str]
     allowed: ClassVar[dict[str, Any]] = {}
+    # Per-query latency probes re-run the model on a sample; False where every call is billed
+    # (hosted APIs), whose per-request latency comes from the scoring pass itself.
+    latency_probes: ClassVar[bool] = True
 
     def __init__(self, name: str, params: dict[str, Any], *, base_dir: Path):
         unknown = sorted(set(params) - set(self.allowed))

@@ -92,6 +92,8 @@ class _Chunk:
 class HostedReranker(Reranker):
     """Base class; subclasses set the class attributes and the three schema hooks."""
 
+    latency_probes = False  # probes would be billed requests; see request_latency_summary_ms
+
     provider: ClassVar[str]
     path: ClassVar[str]
     doc_cap: ClassVar[int]

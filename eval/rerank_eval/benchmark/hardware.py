@@ -1,0 +1,110 @@
+"""The machine a measurement ran on, and a short stable id for it.
+
+Latency and throughput mean nothing without the hardware beside them, so every results.json
+carries this fingerprint. The id hashes only what identifies the *setup* (CPU model, logical
+cores, RAM, GPU model/count/memory, torch threads used): software versions are recorded but
+left out of the id, because a library upgrade should not split one machine's history in two.
+Runs with a different thread count are a different setup (latency depends on it), so they get
+a different id. The load average at start is recorded (not hashed): on a shared machine it
+explains noisy latency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+from importlib import metadata
+from typing import Any
+
+ID_FIELDS = ("cpu_model", "cores", "ram_gb", "gpu_model", "gpu_count", "gpu_memory_gb",
+             "threads_used")
+ID_RULE = ("hw- + first 10 hex of sha256 over " + ", ".join(ID_FIELDS)
+           + " (software versions excluded)")
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _ram_gb() -> float | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else None
+
+
+def _gpu() -> dict[str, Any]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"gpu_model": None, "gpu_count": 0, "gpu_memory_gb": None, "driver": None,
+                "cuda": torch.version.cuda}
+    props = torch.cuda.get_device_properties(0)
+    return {"gpu_model": props.name, "gpu_count": torch.cuda.device_count(),
+            "gpu_memory_gb": round(props.total_memory / 2**30, 1), "driver": _nvidia_driver(),
+            "cuda": torch.version.cuda}
+
+
+def _load_avg() -> float | None:
+    """Machine load when the run started: shared machines make latency noisy, say so."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
+def hardware_id(fingerprint: dict[str, Any]) -> str:
+    """Short stable id over the setup-identifying fields (see ``ID_FIELDS``)."""
+    key = json.dumps({k: fingerprint.get(k) for k in ID_FIELDS}, sort_keys=True)
+    return "hw-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:10]
+
+
+def hardware_fingerprint() -> dict[str, Any]:
+    """CPU, cores and threads used, RAM, GPU, driver/CUDA, OS and library versions, plus ``id``."""
+    import torch
+
+    try:
+        available = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        available = os.cpu_count()
+    fp: dict[str, Any] = {
+        "cpu_model": _cpu_model(),
+        "cores": os.cpu_count(),
+        "cores_available": available,
+        "threads_used": torch.get_num_threads(),
+        "ram_gb": _ram_gb(),
+        **_gpu(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": _version("transformers"),
+        "sentence_transformers": _version("sentence-transformers"),
+        "load_avg_1m": _load_avg(),
+    }
+    return {"id": hardware_id(fp), **fp, "id_rule": ID_RULE}

@@ -1,0 +1,132 @@
+"""Per-query latency and bulk throughput, measured the way they are paid in production.
+
+Rerank latency: one query's top-d candidates go to ``reranker.score`` as one call (one request),
+timed with a wall clock that includes tokenization; warm-up calls are not recorded; on CUDA the
+device is synchronized before each clock read. Depths are interleaved per query (in a seeded
+order) so background load on a shared machine falls on every depth alike. The reranker is
+called directly, never through a score cache, and its pair counters are restored afterwards, so
+latency probes never count as scored pairs.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from rerank_eval.config import LatencyConfig
+from rerank_eval.datasets import Dataset
+from rerank_eval.rerankers.base import Reranker
+from rerank_eval.runs import Run
+
+LATENCY_RULE = ("wall clock per query (one reranker.score call with the query's top-d pairs, "
+                "tokenization included, model always run: no score cache), warm-up excluded, "
+                "depths interleaved per query, CUDA synchronized before each clock read; "
+                "percentiles by linear interpolation (numpy)")
+FIRST_STAGE_RULE = ("wall clock per query, one query at a time against the prebuilt index "
+                    "(query tokenization included, index build excluded)")
+THROUGHPUT_RULE = ("bulk scoring pass: pairs (and queries) scored by the model divided by its "
+                   "wall time; tokenization included, model load excluded")
+
+
+def _sync() -> None:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a core dependency
+        return
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+def latency_summary(values_ms: Sequence[float]) -> dict[str, float | int | None]:
+    """p50, p95, p99 and mean of per-query latencies (milliseconds), and the sample size
+    (None values for an empty sample: JSON has no NaN)."""
+    arr = np.asarray(values_ms, dtype=float)
+    if arr.size == 0:
+        return {"p50": None, "p95": None, "p99": None, "mean": None, "queries": 0}
+    p50, p95, p99 = np.percentile(arr, [50, 95, 99])
+    return {"p50": float(p50), "p95": float(p95), "p99": float(p99),
+            "mean": float(arr.mean()), "queries": int(arr.size)}
+
+
+def _sample(ids: Sequence[str], cfg: LatencyConfig) -> tuple[list[str], list[str]]:
+    """(warm-up queries, measured queries): a seeded sample; warm-up reuses its first ones."""
+    ids = sorted(ids)
+    n = min(cfg.queries, len(ids))
+    sample = random.Random(cfg.seed).sample(ids, n)
+    warm = [sample[i % n] for i in range(cfg.warmup)] if n else []
+    return warm, sample
+
+
+def measure_rerank_latency(
+    reranker: Reranker, dataset: Dataset, shortlist: Run, depths: Sequence[int],
+    cfg: LatencyConfig,
+) -> dict[str, dict[str, float | int | None]]:
+    """``{depth: {p50, p95, p99, mean, queries, pairs_per_query}}`` in milliseconds."""
+    if cfg.queries <= 0:
+        return {}
+    eligible = [q for q, docs in shortlist.ranking.items() if docs]
+    warm, sample = _sample(eligible, cfg)
+    rng = random.Random(cfg.seed + 1)
+    saved = copy.deepcopy(reranker.stats)
+    timings: dict[int, list[float]] = {d: [] for d in depths}
+    pairs_seen: dict[int, list[int]] = {d: [] for d in depths}
+    try:
+        for phase, queries in (("warmup", warm), ("measure", sample)):
+            for q in queries:
+                order = list(depths)
+                rng.shuffle(order)
+                for depth in order:
+                    pairs = [(dataset.queries[q], dataset.corpus[d])
+                             for d in shortlist.ranking[q][:depth]]
+                    _sync()
+                    t0 = time.perf_counter()
+                    reranker.score(pairs)
+                    _sync()
+                    elapsed = (time.perf_counter() - t0) * 1000.0
+                    if phase == "measure":
+                        timings[depth].append(elapsed)
+                        pairs_seen[depth].append(len(pairs))
+    finally:
+        reranker.stats = saved
+    return {str(d): {**latency_summary(timings[d]),
+                     "pairs_per_query": float(np.mean(pairs_seen[d])) if pairs_seen[d] else 0.0}
+            for d in depths}
+
+
+def measure_first_stage_latency(
+    search_one: Callable[[str], Any] | None, dataset: Dataset, cfg: LatencyConfig,
+) -> dict[str, float | int | None] | None:
+    """Per-query first-stage latency (ms) of ``search_one(query_text)``; None when the first
+    stage cannot be timed per query (a precomputed run) or latency is off."""
+    if search_one is None or cfg.queries <= 0:
+        return None
+    warm, sample = _sample(list(dataset.queries), cfg)
+    for q in warm:
+        search_one(dataset.queries[q])
+    values = []
+    for q in sample:
+        t0 = time.perf_counter()
+        search_one(dataset.queries[q])
+        values.append((time.perf_counter() - t0) * 1000.0)
+    return latency_summary(values)
+
+
+def throughput(pairs: int, queries: int, seconds: float, description: dict[str, Any],
+               threads: int) -> dict[str, Any]:
+    """Bulk-pass throughput with the settings that produced it."""
+    return {
+        "pairs_per_s": pairs / seconds if seconds > 0 else None,
+        "queries_per_s": queries / seconds if seconds > 0 else None,
+        "pairs": pairs,
+        "queries": queries,
+        "seconds": seconds,
+        "batch_size": description.get("batch_size"),
+        "dtype": description.get("dtype"),
+        "device": description.get("device"),
+        "threads": threads,
+    }

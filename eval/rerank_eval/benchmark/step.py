@@ -1,0 +1,70 @@
+"""The per-reranker cost step of the pipeline: throughput, latency, score distribution,
+output cut and the depth recommendation, as plain data for results.json."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from rerank_eval.benchmark.latency import measure_rerank_latency, throughput
+from rerank_eval.benchmark.output_cut import output_cut_quality
+from rerank_eval.benchmark.recommend import recommend_depth
+from rerank_eval.benchmark.scores import score_distribution
+from rerank_eval.config import ExperimentConfig
+from rerank_eval.datasets import Dataset
+from rerank_eval.metrics import Evaluation
+from rerank_eval.rerankers.base import Reranker
+from rerank_eval.runs import Run
+
+
+def benchmark_reranker(
+    reranker: Reranker,
+    dataset: Dataset,
+    config: ExperimentConfig,
+    *,
+    first_stage: Run,
+    shortlist: Run,
+    model_scores: Mapping[str, Mapping[str, float]],
+    evaluations: Mapping[int | None, Evaluation],
+    scoring_s: float,
+    description: dict[str, Any],
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Everything results.json records about a reranker's cost and its recommended depth."""
+    import torch
+
+    queries = sum(1 for docs in shortlist.ranking.values() if docs)
+    settings = {"batch_size": description.get("batch_size", reranker.params.get("batch_size")),
+                "dtype": description.get("dtype", reranker.params.get("dtype", "model default")),
+                "device": description.get("device", reranker.params.get("device"))}
+    info: dict[str, Any] = {
+        "throughput": throughput(reranker.stats.pairs_scored, queries, scoring_s, settings,
+                                 torch.get_num_threads()),
+    }
+    latency: dict[str, Any] = {}
+    if reranker.latency_probes:
+        latency = measure_rerank_latency(reranker, dataset, shortlist, config.depths,
+                                         config.latency)
+    info["latency_ms"] = latency
+    info["latency_setup"] = {
+        **vars(config.latency), "measured": bool(latency),
+        "score_cache": "bypassed: every latency call runs the model",
+        **({} if reranker.latency_probes else {
+            "skipped": "billed backend: no probes (see request_latency_summary_ms)"}),
+    }
+    info["score_distribution"] = score_distribution(model_scores, dataset.qrels,
+                                                    config.relevance_threshold)
+    rec_cfg = config.recommendation
+    info["output_cut"] = output_cut_quality(
+        first_stage.ranking, model_scores, config.depths, dataset.qrels,
+        rec_cfg.output_measures, rec_cfg.output_k, config.relevance_threshold)
+    quality = {d: evaluations[d].means[rec_cfg.metric] for d in config.depths}
+    rec = recommend_depth(quality, latency or None, metric=rec_cfg.metric,
+                          tolerance=rec_cfg.tolerance,
+                          latency_budget_ms=rec_cfg.latency_budget_ms,
+                          latency_stat=rec_cfg.latency_stat)
+    info["recommended_depth"] = rec.depth
+    info["recommendation"] = rec.as_dict()
+    for line in rec.reasoning:
+        log(f"{reranker.name} recommendation: {line}")
+    return info

@@ -1,0 +1,217 @@
+"""Report tables (pandas) built from results.json dicts alone, so results from several
+machines can be merged. Column names carry units and conventions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rerank_eval.errors import InputError
+
+Results = dict[str, Any]
+
+
+def load_results(paths: Sequence[str | Path]) -> list[Results]:
+    """Read results.json files; each gets ``_source`` (its path). Errors name the file."""
+    out = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            path = path / "results.json"
+        if not path.is_file():
+            raise InputError("results file not found", path=path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise InputError(f"invalid JSON: {e.msg}", path=path, line=e.lineno) from None
+        if not isinstance(data, dict) or "schema_version" not in data or "rerankers" not in data:
+            raise InputError("not a rerank-eval results.json (no schema_version/rerankers)",
+                             path=path)
+        data["_source"] = str(path)
+        out.append(data)
+    if not out:
+        raise InputError("report: give at least one results.json")
+    return out
+
+
+def hw_id(r: Results) -> str:
+    return (r.get("hardware") or {}).get("id", "unknown")
+
+
+def experiment(r: Results) -> str:
+    fs = r.get("first_stage", {})
+    return f"{r.get('dataset', {}).get('id', '?')} · {fs.get('name', '?')} top-{fs.get('depth')}"
+
+
+def metric_names(results: Sequence[Results]) -> list[str]:
+    names: list[str] = []
+    for r in results:
+        for m in r.get("config", {}).get("metrics", []):
+            if m not in names:
+                names.append(m)
+    return names
+
+
+def rec_metric(r: Results) -> str:
+    rec = r.get("config", {}).get("recommendation") or {}
+    names = r.get("config", {}).get("metrics", [])
+    return rec.get("metric") or ("ndcg@10" if "ndcg@10" in names else names[0])
+
+
+def _num(value: Any, fmt: str) -> str:
+    return "—" if value is None else format(value, fmt)
+
+
+def hardware_frame(results: Sequence[Results]) -> pd.DataFrame:
+    """One column per hardware setup, one row per fingerprint field."""
+    fields = ["cpu_model", "cores", "cores_available", "threads_used", "ram_gb", "gpu_model",
+              "gpu_count", "gpu_memory_gb", "driver", "cuda", "os", "python", "torch",
+              "transformers", "load_avg_1m"]
+    cols: dict[str, list[str]] = {}
+    for r in results:
+        hw = r.get("hardware") or {}
+        if hw_id(r) in cols:
+            continue
+        cols[hw_id(r)] = ["—" if hw.get(f) is None else str(hw.get(f)) for f in fields]
+    names = {"ram_gb": "RAM (GiB)", "gpu_memory_gb": "GPU memory (GiB)",
+             "load_avg_1m": "load average at start (1 min)"}
+    labels = [names.get(f, f) for f in fields]
+    return pd.DataFrame(cols, index=labels).rename_axis("field").reset_index()
+
+
+def quality_frame(results: Sequence[Results]) -> pd.DataFrame:
+    """Quality per system and depth; one row for all setups when they agree (to 1e-9)."""
+    metrics = metric_names(results)
+    rows: dict[tuple, list[tuple[str, dict[str, float]]]] = {}
+    for r in results:
+        fs = r["first_stage"]
+        rows.setdefault((experiment(r), fs["name"] + " (first stage)", fs["depth"]), []).append(
+            (hw_id(r), fs.get("metrics", {})))
+        for rr in r["rerankers"]:
+            for depth, values in rr.get("metrics", {}).items():
+                rows.setdefault((experiment(r), rr["name"], int(depth)), []).append(
+                    (hw_id(r), values))
+    out = []
+    for (exp, system, depth), entries in rows.items():
+        same = all(abs(v.get(m, 0) - entries[0][1].get(m, 0)) <= 1e-9
+                   for _, v in entries for m in metrics)
+        groups = [("all setups" if len(entries) > 1 else entries[0][0], entries[0][1])] if same \
+            else entries
+        for hw, values in groups:
+            out.append({"experiment": exp, "system": system, "rerank depth": depth,
+                        "hardware": hw,
+                        **{m: _num(values.get(m), ".4f") for m in metrics}})
+    return pd.DataFrame(out)
+
+
+def latency_frame(results: Sequence[Results]) -> pd.DataFrame:
+    """Per-query latency (ms) per setup, system and depth, first stage included."""
+    out = []
+    for r in results:
+        fs = r["first_stage"]
+        lat = fs.get("latency_ms")
+        if lat:
+            out.append({"hardware": hw_id(r), "experiment": experiment(r),
+                        "system": fs["name"] + " (first stage)", "depth": fs["depth"],
+                        **_lat_cols(lat)})
+        for rr in r["rerankers"]:
+            for depth, lat in (rr.get("latency_ms") or {}).items():
+                out.append({"hardware": hw_id(r), "experiment": experiment(r),
+                            "system": rr["name"], "depth": int(depth), **_lat_cols(lat)})
+    return pd.DataFrame(out)
+
+
+def _lat_cols(lat: dict[str, Any]) -> dict[str, str]:
+    return {"p50 (ms)": _num(lat.get("p50"), ".1f"), "p95 (ms)": _num(lat.get("p95"), ".1f"),
+            "p99 (ms)": _num(lat.get("p99"), ".1f"), "mean (ms)": _num(lat.get("mean"), ".1f"),
+            "queries timed": str(lat.get("queries", 0)),
+            "pairs/query": _num(lat.get("pairs_per_query"), ".1f")}
+
+
+def latency_side_by_side(results: Sequence[Results], stat: str = "p50") -> pd.DataFrame:
+    """The same systems and depths, one latency column per hardware setup."""
+    table: dict[tuple, dict[str, str]] = {}
+    setups: list[str] = []
+    for r in results:
+        hw = hw_id(r)
+        if hw not in setups:
+            setups.append(hw)
+        for rr in r["rerankers"]:
+            for depth, lat in (rr.get("latency_ms") or {}).items():
+                key = (experiment(r), rr["name"], int(depth))
+                table.setdefault(key, {})[f"{hw} {stat} (ms)"] = _num(lat.get(stat), ".1f")
+    rows = [{"experiment": e, "system": s, "rerank depth": d, **v}
+            for (e, s, d), v in sorted(table.items())]
+    cols = ["experiment", "system", "rerank depth"] + [f"{h} {stat} (ms)" for h in setups]
+    return pd.DataFrame(rows, columns=cols).fillna("—")
+
+
+def throughput_frame(results: Sequence[Results]) -> pd.DataFrame:
+    out = []
+    for r in results:
+        for rr in r["rerankers"]:
+            t = rr.get("throughput") or {}
+            if not t:
+                continue
+            out.append({"hardware": hw_id(r), "experiment": experiment(r), "system": rr["name"],
+                        "pairs/s": _num(t.get("pairs_per_s"), ".1f"),
+                        "queries/s": _num(t.get("queries_per_s"), ".2f"),
+                        "pairs": str(t.get("pairs")), "wall (s)": _num(t.get("seconds"), ".1f"),
+                        "batch size": str(t.get("batch_size")), "dtype": str(t.get("dtype")),
+                        "device": str(t.get("device")), "torch threads": str(t.get("threads"))})
+    return pd.DataFrame(out)
+
+
+def recommendation_frame(results: Sequence[Results]) -> pd.DataFrame:
+    out = []
+    for r in results:
+        for rr in r["rerankers"]:
+            rec = rr.get("recommendation")
+            if not rec:
+                continue
+            budget = rec.get("latency_budget_ms")
+            out.append({
+                "hardware": hw_id(r), "experiment": experiment(r), "system": rr["name"],
+                "recommended depth": "none" if rec["depth"] is None else str(rec["depth"]),
+                "metric": rec["metric"], "value": _num(rec.get("quality"), ".4f"),
+                "best (depth)": f"{rec['best_quality']:.4f} ({rec['best_depth']})",
+                "tolerance": f"{rec['tolerance']:g}",
+                "budget": "none" if budget is None else f"{budget:g} ms {rec['latency_stat']}",
+                f"latency {rec['latency_stat']} (ms)": _num(rec.get("latency_ms"), ".1f"),
+            })
+    return pd.DataFrame(out)
+
+
+def output_cut_frame(results: Sequence[Results]) -> pd.DataFrame:
+    """Quality when keeping only the top k of the recommended depth's ranking."""
+    out = []
+    for r in results:
+        for rr in r["rerankers"]:
+            depth = rr.get("recommended_depth")
+            cut = (rr.get("output_cut") or {}).get(str(depth))
+            if depth is None or not cut:
+                continue
+            out.append({"hardware": hw_id(r), "experiment": experiment(r), "system": rr["name"],
+                        "rerank depth": depth, **{m: f"{v:.4f}" for m, v in cut.items()}})
+    return pd.DataFrame(out)
+
+
+def score_quantile_frame(results: Sequence[Results]) -> pd.DataFrame:
+    out = []
+    seen = set()
+    for r in results:
+        for rr in r["rerankers"]:
+            dist = rr.get("score_distribution") or {}
+            key = (experiment(r), rr["name"])
+            if not dist.get("count") or key in seen:
+                continue
+            seen.add(key)
+            out.append({"experiment": key[0], "system": key[1], "pairs": dist["count"],
+                        "relevant": dist.get("relevant_count"),
+                        "mean": f"{dist['mean']:.4g}", "std": f"{dist['std']:.3g}",
+                        **{q: f"{v:.4g}" for q, v in dist.get("quantiles", {}).items()}})
+    return pd.DataFrame(out)

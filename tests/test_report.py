@@ -1,0 +1,132 @@
+"""A run writes cost measurements into results.json and a self-contained report beside it;
+`rerank-eval report` merges results from several hardware setups side by side."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from rerank_eval.cli import main
+from rerank_eval.config import parse_config
+from rerank_eval.pipeline import run_experiment
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_cross_encoder, tmp_path_factory) -> tuple[Path, object]:
+    raw = {
+        "name": "tiny-report",
+        "dataset": {"bundled": "quickstart", "split": "test"},
+        "first_stage": {"bm25": {}, "depth": 20},
+        "rerankers": [{"name": "tiny-ce", "kind": "cross-encoder",
+                       "model": str(tiny_cross_encoder), "max_length": 128}],
+        "depths": [5, 10, 20],
+        "metrics": ["ndcg@10", "recall@20"],
+        "relevance_threshold": 2,
+        "sanity_check": False,
+        "latency": {"queries": 4, "warmup": 1},
+        "recommendation": {"output_k": [3, 5, 10]},
+    }
+    out = tmp_path_factory.mktemp("tiny-report")
+    result = run_experiment(parse_config(raw, base_dir=out), out_dir=out, log=lambda _m: None)
+    return out, result
+
+
+def test_results_json_carries_hardware_latency_throughput_and_recommendation(tiny_run):
+    out, result = tiny_run
+    data = json.loads((out / "results.json").read_text())
+    assert data["hardware"]["id"].startswith("hw-")
+    assert data["hardware"]["threads_used"] >= 1
+    rr = data["rerankers"][0]
+    assert set(rr["latency_ms"]) == {"5", "10", "20"}
+    for stats in rr["latency_ms"].values():
+        assert stats["queries"] == 4
+        assert 0 < stats["p50"] <= stats["p95"] <= stats["p99"]
+    assert rr["latency_setup"]["score_cache"].startswith("bypassed")
+    assert rr["throughput"]["pairs_per_s"] > 0 and rr["throughput"]["threads"] >= 1
+    assert rr["throughput"]["batch_size"] == 32 and rr["throughput"]["dtype"] == "float32"
+    assert rr["recommended_depth"] in (5, 10, 20)
+    assert rr["recommendation"]["reasoning"]
+    assert set(rr["output_cut"][str(rr["recommended_depth"])]) == {
+        "ndcg@3", "recall@3", "ndcg@5", "recall@5", "ndcg@10", "recall@10"}
+    for depth, cut in rr["output_cut"].items():  # same ranking as the depth curve
+        assert cut["ndcg@10"] == pytest.approx(rr["metrics"][depth]["ndcg@10"], abs=1e-12)
+    dist = rr["score_distribution"]
+    assert sum(dist["histogram"]["relevant"]) + sum(dist["histogram"]["other"]) == dist["count"]
+    assert data["first_stage"]["latency_ms"]["queries"] == 4
+
+
+def test_latency_probes_are_not_counted_as_scored_pairs(tiny_run):
+    out, _ = tiny_run
+    data = json.loads((out / "results.json").read_text())
+    shortlist_pairs = len((out / "runs" / "first_stage.trec").read_text().splitlines())
+    scored = len((out / "runs" / "tiny-ce.scores.tsv").read_text().splitlines()) - 1
+    assert data["rerankers"][0]["pairs_scored"] == shortlist_pairs == scored
+
+
+def test_report_html_is_self_contained_with_plots_and_tables(tiny_run):
+    out, _ = tiny_run
+    html = (out / "report.html").read_text()
+    images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(images) == 4  # quality, latency, Pareto, score distributions
+    assert all(base64.b64decode(i).startswith(PNG_MAGIC) for i in images)
+    assert not re.search(r'(src|href)="(?!data:)', html)  # nothing fetched from outside
+    assert html.count("<table") >= 6
+    for heading in ("Recommendation", "Quality per depth", "Latency per query",
+                    "Throughput", "Hardware setups", "Conventions"):
+        assert heading in html
+    md = (out / "report.md").read_text()
+    for png in re.findall(r"\]\(([^)]+\.png)\)", md):
+        assert (out / png).read_bytes().startswith(PNG_MAGIC)
+    assert "p50 (ms)" in md and "pairs/s" in md
+
+
+def test_report_merges_two_hardware_setups_side_by_side(tiny_run, tmp_path, capsys):
+    out, _ = tiny_run
+    data = json.loads((out / "results.json").read_text())
+    other = json.loads(json.dumps(data))
+    other["hardware"] = {**other["hardware"], "id": "hw-otherbox00", "threads_used": 1}
+    for rr in other["rerankers"]:
+        for stats in rr["latency_ms"].values():
+            stats["p50"] *= 2
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "results.json").write_text(json.dumps(other))
+    code = main(["report", str(out / "results.json"), str(tmp_path / "b"),
+                 "--out", str(tmp_path / "merged")])
+    assert code == 0
+    md = (tmp_path / "merged" / "report.md").read_text()
+    assert f"{data['hardware']['id']} p50 (ms)" in md and "hw-otherbox00 p50 (ms)" in md
+    assert "all setups" in md  # identical quality is shown once
+    assert "hw-otherbox00" in capsys.readouterr().out
+
+
+def test_report_rejects_a_file_that_is_not_results(tmp_path, capsys):
+    bad = tmp_path / "x.json"
+    bad.write_text("{}")
+    assert main(["report", str(bad), "--out", str(tmp_path / "r")]) == 2
+    assert "not a rerank-eval results.json" in capsys.readouterr().err
+
+
+def test_report_renders_in_headless_chromium(tiny_run, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
+    out, _ = tiny_run
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
+                    "--window-size=1200,3000", (out / "report.html").resolve().as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    import matplotlib.image as mpimg
+
+    pixels = mpimg.imread(shot)
+    assert pixels.shape[0] == 3000 and pixels.shape[1] == 1200
+    assert pixels[..., :3].std() > 0.05  # not a blank page: text, tables and plots drew
