@@ -6,6 +6,7 @@ an error naming the field.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from rerank_eval.metrics import MetricSpec, parse_metrics
 DATASET_SOURCES = ("beir", "irds", "trec", "bundled")
 TOP_LEVEL_KEYS = {
     "name", "dataset", "first_stage", "rerankers", "depths", "metrics",
-    "relevance_threshold", "sanity_check",
+    "relevance_threshold", "sanity_check", "cache",
 }
 
 
@@ -53,6 +54,15 @@ class RerankerConfig:
 
 
 @dataclass
+class CacheConfig:
+    """The score cache: on by default; ``path`` None means $RERANK_EVAL_CACHE or the user's
+    cache directory (see scoring/cache.py)."""
+
+    enabled: bool = True
+    path: Path | None = None
+
+
+@dataclass
 class ExperimentConfig:
     name: str
     dataset: DatasetConfig
@@ -62,6 +72,7 @@ class ExperimentConfig:
     metrics: list[MetricSpec]
     relevance_threshold: int = 1
     sanity_check: bool = True
+    cache: CacheConfig = field(default_factory=CacheConfig)
     base_dir: Path = field(default_factory=Path.cwd)
     source_path: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
@@ -84,6 +95,8 @@ class ExperimentConfig:
             "metrics": [m.name for m in self.metrics],
             "relevance_threshold": self.relevance_threshold,
             "sanity_check": self.sanity_check,
+            "cache": {"enabled": self.cache.enabled,
+                      "path": None if self.cache.path is None else str(self.cache.path)},
         }
 
 
@@ -135,6 +148,23 @@ def _parse_dataset(raw: Any) -> DatasetConfig:
         _fail("dataset.qrels: a qrels file path, only with a beir folder")
     return DatasetConfig(source=sources[0], spec=raw[sources[0]], split=split, sample=sample,
                          drop_self_matches=drop, qrels=qrels)
+
+
+def _parse_cache(raw: Any, base_dir: Path) -> CacheConfig:
+    if raw is None:
+        return CacheConfig()
+    raw = _mapping(raw, "cache")
+    _check_keys(raw, {"enabled", "path"}, "cache")
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        _fail("cache.enabled: expected true or false")
+    path = raw.get("path")
+    if path is not None:
+        if not isinstance(path, str) or not path.strip():
+            _fail("cache.path: expected a file path")
+        path = Path(os.path.expanduser(path))
+        path = path if path.is_absolute() else base_dir / path
+    return CacheConfig(enabled=enabled, path=path)
 
 
 def _parse_first_stage(raw: Any) -> FirstStageConfig:
@@ -211,9 +241,11 @@ def parse_config(raw: Any, *, base_dir: Path, source_path: Path | None = None) -
     sanity = raw.get("sanity_check", True)
     if not isinstance(sanity, bool):
         _fail("sanity_check: expected true or false")
+    cache = _parse_cache(raw.get("cache"), base_dir)
     return ExperimentConfig(
         name=name, dataset=dataset, first_stage=first_stage, rerankers=rerankers,
         depths=depths, metrics=metrics, relevance_threshold=threshold, sanity_check=sanity,
+        cache=cache,
         base_dir=base_dir, source_path=source_path, raw=raw,
     )
 
