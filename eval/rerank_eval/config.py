@@ -119,7 +119,7 @@ def _int(value: Any, field: str, minimum: int | None = None) -> int:
 
 
 def _check_keys(mapping: dict[str, Any], allowed: set[str], field: str) -> None:
-    unknown = sorted(set(mapping) - allowed)
+    unknown = sorted(set(mapping) - allowed, key=str)
     if unknown:
         _fail(f"{field}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
 
@@ -264,6 +264,10 @@ def load_config(path: str | Path) -> ExperimentConfig:
         raise InputError(f"invalid YAML: {problem}", path=path, line=line) from None
     except UnicodeDecodeError:
         raise InputError("not valid UTF-8", path=path) from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as e:
+        # PyYAML's constructors raise these for e.g. an impossible date (2001-13-01).
+        raise InputError(f"invalid YAML value ({type(e).__name__}: {e})"[:200],
+                         path=path) from None
     try:
         return parse_config(raw, base_dir=path.resolve().parent, source_path=path)
     except InputError as e:

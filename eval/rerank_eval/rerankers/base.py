@@ -35,7 +35,7 @@ class Reranker:
     score_params: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, name: str, params: dict[str, Any], *, base_dir: Path):
-        unknown = sorted(set(params) - set(self.allowed))
+        unknown = sorted(set(params) - set(self.allowed), key=str)
         if unknown:
             raise InputError(
                 f"rerankers[{name}]: unknown key {unknown[0]!r} for kind {self.kind!r} "

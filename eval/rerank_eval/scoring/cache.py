@@ -7,14 +7,16 @@ model. Metrics, depths and reports are not part of the key, so changing them reu
 
 Writes are short ``INSERT OR REPLACE`` transactions, one per scored chunk, so a crash loses at
 most the chunk in flight, and several runs can share one file (WAL + busy timeout).
-Scores are stored as SQLite REAL (IEEE float64): a cached score is bit-identical to the one
-the model produced.
+Scores are stored as SQLite REAL (IEEE float64; NULL stands for NaN, and -0.0 reads back as
+0.0, which is why score_shortlist normalises -0.0 before use): a cached score is bit-identical
+to the one the model produced.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -38,7 +40,7 @@ CREATE TABLE IF NOT EXISTS scores (
     fp INTEGER NOT NULL,
     query_sha BLOB NOT NULL,
     passage_sha BLOB NOT NULL,
-    score REAL NOT NULL,
+    score REAL,
     truncated INTEGER,
     PRIMARY KEY (fp, query_sha, passage_sha)
 ) WITHOUT ROWID;
@@ -171,7 +173,8 @@ class ScoreCache:
         rows = self._db.execute(
             "SELECT passage_sha, score, truncated FROM scores WHERE fp = ? AND query_sha = ?",
             (fp_id, query_sha))
-        return {bytes(p): CachedScore(float(s), None if t is None else bool(t))
+        return {bytes(p): CachedScore(math.nan if s is None else float(s),
+                                      None if t is None else bool(t))
                 for p, s, t in rows if bytes(p) in wanted}
 
     def put(self, fp_id: int,
@@ -183,7 +186,8 @@ class ScoreCache:
             self._db.executemany(
                 "INSERT OR REPLACE INTO scores (fp, query_sha, passage_sha, score, truncated) "
                 "VALUES (?, ?, ?, ?, ?)",
-                [(fp_id, q, p, float(s), None if t is None else int(bool(t)))
+                [(fp_id, q, p, None if math.isnan(s) else float(s),
+                  None if t is None else int(bool(t)))
                  for q, p, s, t in rows])
 
     # -- maintenance (rerank-eval cache ...) ------------------------------------------------
@@ -224,7 +228,8 @@ class ScoreCache:
             "SELECT f.hash, s.query_sha, s.passage_sha, s.score, s.truncated FROM scores s "
             "JOIN fingerprints f ON f.id = s.fp ORDER BY f.hash, s.query_sha, s.passage_sha")
         for fp, q, p, s, t in cursor:
-            yield fp, bytes(q).hex(), bytes(p).hex(), float(s), None if t is None else bool(t)
+            yield (fp, bytes(q).hex(), bytes(p).hex(), math.nan if s is None else float(s),
+                   None if t is None else bool(t))
 
     def export(self, out: TextIO, fmt: str = "tsv") -> int:
         """Write every entry as TSV (with a header) or JSON lines; returns the count."""

@@ -23,11 +23,12 @@ def score_shortlist(
     dataset: Dataset,
     shortlist: Run,
     *,
-    queries_per_chunk: int = 32,
+    pairs_per_chunk: int = 1024,
     progress: ProgressFn | None = None,
     cache: ScoreCache | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Model scores for every (query, candidate) of ``shortlist``, query by query in chunks.
+    """Model scores for every (query, candidate) of ``shortlist``, in chunks of whole queries
+    of about ``pairs_per_chunk`` pairs (the unit the cache commits: a crash loses at most one).
 
     ``reranker.stats`` counts model calls (``pairs_scored``), cache hits (``pairs_from_cache``)
     and truncated inputs among all the shortlist's pairs, cached or not (``pairs_truncated``).
@@ -43,8 +44,7 @@ def score_shortlist(
         fp_id = cache.register(fp_hash, fingerprint)
         reranker.stats.extra["cache_fingerprint"] = fp_hash
     doc_sha: dict[str, bytes] = {}
-    for start in range(0, len(query_ids), queries_per_chunk):
-        chunk = query_ids[start : start + queries_per_chunk]
+    for chunk in _chunks(query_ids, shortlist, pairs_per_chunk):
         keys = [(q, d) for q in chunk for d in shortlist.ranking[q]]
         cached: dict[tuple[str, str], CachedScore] = {}
         if cache is not None and fp_id is not None:
@@ -52,15 +52,17 @@ def score_shortlist(
         misses = [k for k in keys if k not in cached]
         if misses:
             pairs = [(dataset.queries[q], dataset.corpus[d]) for q, d in misses]
-            values = reranker.score(pairs)
+            # + 0.0 turns -0.0 into 0.0, the value the cache gives back: cached and fresh
+            # runs then agree to the bit.
+            values = [float(v) + 0.0 for v in reranker.score(pairs)]
             flags = reranker.last_truncated
             if cache is not None and fp_id is not None:
                 cache.put(fp_id, [
-                    (text_sha(dataset.queries[q]), _doc_sha(dataset, d, doc_sha), float(v),
+                    (text_sha(dataset.queries[q]), _doc_sha(dataset, d, doc_sha), v,
                      None if flags is None else bool(flags[i]))
                     for i, ((q, d), v) in enumerate(zip(misses, values))])
             for (q, d), v in zip(misses, values):
-                scores[q][d] = float(v)
+                scores[q][d] = v
         for (q, d), hit in cached.items():
             scores[q][d] = hit.score
         reranker.stats.pairs_from_cache += len(cached)
@@ -69,6 +71,19 @@ def score_shortlist(
         if progress is not None:
             progress(done, total)
     return scores
+
+
+def _chunks(query_ids: Sequence[str], shortlist: Run, target: int) -> list[list[str]]:
+    """Consecutive queries grouped until a group holds at least ``target`` pairs."""
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for q in query_ids:
+        if size >= target:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(q)
+        size += len(shortlist.ranking[q])
+    return [c for c in chunks if c]
 
 
 def _doc_sha(dataset: Dataset, doc_id: str, memo: dict[str, bytes]) -> bytes:
