@@ -78,8 +78,8 @@ def test_edge_cases_run_end_to_end_with_defined_results(edge_experiment):
     entry = results["rerankers"][0]
     # Fewer candidates than the depth: only what the run has is scored (4 + 2 + 1 + 2).
     assert entry["pairs_scored"] == 9
-    # The 100k-character passage is truncated and counted; nothing else is that long.
-    assert entry["pairs_truncated"] == 1
+    # The 100k-character passage (candidate of q1 and q3) is truncated and counted, twice.
+    assert entry["pairs_truncated"] == 2
     scores = _scores(tmp / "a/runs/tiny.scores.tsv")
     assert set(scores) == {("q1", "d1"), ("q1", "d2"), ("q1", "d3"), ("q1", "d4"),
                            ("q2", "d5"), ("q2", "d2"), ("q3", "d3"), ("q4", "d4"), ("q4", "d1")}
@@ -98,7 +98,7 @@ def test_edge_cases_run_end_to_end_with_defined_results(edge_experiment):
     # The rerun reads all 9 pairs, truncation flags included, from the cache.
     assert main(["run", str(config), "--out", str(tmp / "b"), "--quiet"]) == 0
     rerun = json.loads((tmp / "b/results.json").read_text(encoding="utf-8"))["rerankers"][0]
-    assert (rerun["pairs_scored"], rerun["pairs_from_cache"], rerun["pairs_truncated"]) == (0, 9, 1)
+    assert (rerun["pairs_scored"], rerun["pairs_from_cache"], rerun["pairs_truncated"]) == (0, 9, 2)
     assert _scores(tmp / "b/runs/tiny.scores.tsv") == scores
 
 

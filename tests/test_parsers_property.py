@@ -23,7 +23,7 @@ from rerank_eval.datasets.formats import (
 from rerank_eval.errors import InputError
 from rerank_eval.runs import order_by_score, read_trec_run
 
-SETTINGS = settings(max_examples=150, deadline=None,
+SETTINGS = settings(max_examples=80, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 READERS = {
