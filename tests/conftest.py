@@ -63,3 +63,11 @@ def tiny_cross_encoder(tmp_path_factory) -> Path:
     BertForSequenceClassification(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+@pytest.fixture(autouse=True)
+def _isolated_score_cache(tmp_path_factory, monkeypatch):
+    """Every test gets an empty score cache of its own: no test reads scores that another test
+    (or an earlier session) left behind, and the user's ~/.cache is never touched."""
+    folder = tmp_path_factory.mktemp("score-cache")
+    monkeypatch.setenv("RERANK_EVAL_CACHE", str(folder / "scores.sqlite"))

@@ -144,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rerank-eval: interrupted; finished stages are on disk", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # stdout closed early (e.g. `rerank-eval cache export | head`): stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
