@@ -91,15 +91,18 @@ def test_a_corrupt_cache_file_is_a_one_line_input_error(tmp_path):
 
 
 def test_fingerprint_changes_exactly_when_the_score_can_change(tiny_cross_encoder, tmp_path):
-    base = fingerprint_hash(_reranker(tiny_cross_encoder, tmp_path).fingerprint())
+    def fp(**params):
+        params = {"dtype": "float32", **params}
+        return fingerprint_hash(_reranker(tiny_cross_encoder, tmp_path, **params).fingerprint())
+
+    base = fp()
     score_changing = [{"max_length": 32}, {"dtype": "bfloat16"}, {"score": "log_softmax"},
                       {"label_index": 0}]
     for params in score_changing:
-        fp = fingerprint_hash(_reranker(tiny_cross_encoder, tmp_path, **params).fingerprint())
-        assert fp != base, params
-    for params in [{"batch_size": 3}, {"device": "cpu"}]:
-        fp = fingerprint_hash(_reranker(tiny_cross_encoder, tmp_path, **params).fingerprint())
-        assert fp == base, params
+        assert fp(**params) != base, params
+    for params in [{"batch_size": 3}, {"device": "cpu"}, {"dtype": "fp32"},
+                   {"max_tokens_per_batch": 512}, {"compile": False}]:
+        assert fp(**params) == base, params
 
 
 def test_fingerprint_hashes_weight_content_not_location(tiny_cross_encoder, tmp_path):

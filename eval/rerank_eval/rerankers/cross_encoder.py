@@ -13,7 +13,7 @@ from rerank_eval.errors import InputError
 from rerank_eval.rerankers.base import Reranker
 from rerank_eval.rerankers.models import load_pretrained, model_identity, resolve_model
 from rerank_eval.scoring import PairScorer, resolve_device, resolve_dtype
-from rerank_eval.scoring.engine import cpu_has_native_bf16
+from rerank_eval.scoring.engine import DTYPE_ALIASES, cpu_has_native_bf16
 
 
 class CrossEncoder(Reranker):
@@ -149,14 +149,6 @@ class CrossEncoder(Reranker):
             self._scorer = self._load()
         return self._scorer
 
-    def fingerprint(self) -> dict[str, Any]:
-        """``dtype: auto`` is recorded as what it resolves to here (bf16 and fp32 differ)."""
-        fp = super().fingerprint()
-        if self.params["dtype"] == "auto":
-            device = resolve_device(str(self.params["device"]))
-            fp["dtype"] = str(resolve_dtype("auto", device)).replace("torch.", "")
-        return fp
-
     def describe(self) -> dict[str, Any]:
         scorer = self.scorer
         return {**super().describe(), "model_path": self.model_path, **self.resolved,
@@ -169,9 +161,12 @@ class CrossEncoder(Reranker):
 
     def fingerprint(self) -> dict[str, Any]:
         """Weights (content hash), max_length, head (label index, transform) and the dtype the
-        scores are computed in ("auto" resolved on this machine)."""
-        device = resolve_device(str(self.params["device"]))
-        dtype = str(resolve_dtype(str(self.params["dtype"]), device)).replace("torch.", "")
+        scores are computed in, ``auto`` recorded as what it resolves to here (bf16 and fp32
+        differ). Batch size, device, compile and token caps change scores by float noise only."""
+        dtype = DTYPE_ALIASES.get(str(self.params["dtype"]), str(self.params["dtype"]))
+        if dtype == "auto":
+            device = resolve_device(str(self.params["device"]))
+            dtype = str(resolve_dtype("auto", device)).replace("torch.", "")
         return {**super().fingerprint(), "model": model_identity(self.model_path),
                 "dtype": dtype}
 
