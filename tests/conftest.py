@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The session's score cache (module-scoped fixtures run before any per-test fixture): a fresh
+# temp file, never the user's ~/.cache. Each test then gets its own (_isolated_score_cache).
+os.environ["RERANK_EVAL_CACHE"] = str(
+    Path(tempfile.mkdtemp(prefix="rerank-eval-test-cache-")) / "scores.sqlite")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT_ROOT.parent / "shared"
@@ -63,3 +68,11 @@ def tiny_cross_encoder(tmp_path_factory) -> Path:
     BertForSequenceClassification(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+@pytest.fixture(autouse=True)
+def _isolated_score_cache(tmp_path_factory, monkeypatch):
+    """Every test gets an empty score cache of its own: no test reads scores that another test
+    (or an earlier session) left behind, and the user's ~/.cache is never touched."""
+    folder = tmp_path_factory.mktemp("score-cache")
+    monkeypatch.setenv("RERANK_EVAL_CACHE", str(folder / "scores.sqlite"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -17,6 +18,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from rerank_eval.reports.results import summary_table
 
     config = load_config(args.config)
+    if args.no_cache:
+        config.cache.enabled = False
     log = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     result = run_experiment(config, out_dir=Path(args.out) if args.out else None, log=log)
     print(summary_table(result))
@@ -25,8 +28,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    import json
-
     import torch
 
     from rerank_eval.bench import format_report, load_pairs, run_bench
@@ -66,6 +67,37 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from rerank_eval.scoring.cache import ScoreCache, cache_file, default_cache_path
+
+    path = cache_file(Path(args.path)) if args.path else default_cache_path()
+    if not path.is_file():
+        if args.action == "info":
+            print(f"score cache: {path} (not created yet: 0 entries)")
+            return 0
+        raise InputError("no score cache here", path=path)
+    with ScoreCache(path) as cache:
+        if args.action == "info":
+            infos = cache.fingerprints()
+            print(f"score cache: {path}\nsize: {cache.size_bytes() / 1e6:.2f} MB\n"
+                  f"entries: {sum(i.entries for i in infos)} in {len(infos)} fingerprints")
+            for info in infos:
+                print(f"  {info.hash[:16]}  {info.entries:>10}  "
+                      f"{json.dumps(info.description, sort_keys=True)}")
+        elif args.action == "clear":
+            n = cache.clear(args.fingerprint)
+            which = f"fingerprints {args.fingerprint}*" if args.fingerprint else "all"
+            print(f"score cache: {path}: removed {n} entries ({which})")
+        else:
+            if args.out:
+                with open(args.out, "w", encoding="utf-8") as f:
+                    n = cache.export(f, args.format)
+                print(f"exported {n} entries to {args.out}", file=sys.stderr)
+            else:
+                cache.export(sys.stdout, args.format)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rerank-eval",
                                      description="Evaluate and benchmark rerankers.")
@@ -74,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", help="path to the experiment YAML")
     run.add_argument("--out", help="write results here instead of reports/<name>/ and runs/<name>/")
     run.add_argument("--quiet", action="store_true", help="print only the summary table")
+    run.add_argument("--no-cache", action="store_true",
+                     help="score every pair with the model; neither read nor write the cache")
     run.set_defaults(func=_cmd_run)
 
     bench = sub.add_parser(
@@ -105,6 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("results", nargs="+", help="results.json files (or their directories)")
     report.add_argument("--out", required=True, help="directory for the report and its plots")
     report.set_defaults(func=_cmd_report)
+
+    cache = sub.add_parser("cache", help="inspect, export or clear the score cache")
+    cache.add_argument("action", choices=["info", "clear", "export"])
+    cache.add_argument("--path", help="cache file (default: $RERANK_EVAL_CACHE or "
+                       "~/.cache/rerank-eval/scores.sqlite)")
+    cache.add_argument("--fingerprint", help="clear: only fingerprints starting with this")
+    cache.add_argument("--format", choices=["tsv", "jsonl"], default="tsv",
+                       help="export format (default tsv)")
+    cache.add_argument("--out", help="export: write here instead of stdout")
+    cache.set_defaults(func=_cmd_cache)
     return parser
 
 
@@ -119,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rerank-eval: interrupted; finished stages are on disk", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # stdout closed early (e.g. `rerank-eval cache export | head`): stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

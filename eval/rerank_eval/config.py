@@ -6,6 +6,7 @@ an error naming the field.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from rerank_eval.metrics import MetricSpec, parse_metric, parse_metrics
 DATASET_SOURCES = ("beir", "irds", "trec", "bundled")
 TOP_LEVEL_KEYS = {
     "name", "dataset", "first_stage", "rerankers", "depths", "metrics",
-    "relevance_threshold", "sanity_check", "audit", "latency", "recommendation",
+    "relevance_threshold", "sanity_check", "audit", "latency", "recommendation", "cache",
 }
 
 
@@ -82,6 +83,15 @@ class RecommendationConfig:
 
 
 @dataclass
+class CacheConfig:
+    """The score cache: on by default; ``path`` None means $RERANK_EVAL_CACHE or the user's
+    cache directory (see scoring/cache.py)."""
+
+    enabled: bool = True
+    path: Path | None = None
+
+
+@dataclass
 class ExperimentConfig:
     name: str
     dataset: DatasetConfig
@@ -94,6 +104,7 @@ class ExperimentConfig:
     audit: AuditConfig = field(default_factory=AuditConfig)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     recommendation: RecommendationConfig = field(default_factory=RecommendationConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
     base_dir: Path = field(default_factory=Path.cwd)
     source_path: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
@@ -119,6 +130,8 @@ class ExperimentConfig:
             "audit": {"k": self.audit.k},
             "latency": vars(self.latency),
             "recommendation": vars(self.recommendation),
+            "cache": {"enabled": self.cache.enabled,
+                      "path": None if self.cache.path is None else str(self.cache.path)},
         }
 
 
@@ -141,7 +154,7 @@ def _int(value: Any, field: str, minimum: int | None = None) -> int:
 
 
 def _check_keys(mapping: dict[str, Any], allowed: set[str], field: str) -> None:
-    unknown = sorted(set(mapping) - allowed)
+    unknown = sorted(set(mapping) - allowed, key=str)
     if unknown:
         _fail(f"{field}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
 
@@ -170,6 +183,23 @@ def _parse_dataset(raw: Any) -> DatasetConfig:
         _fail("dataset.qrels: a qrels file path, only with a beir folder")
     return DatasetConfig(source=sources[0], spec=raw[sources[0]], split=split, sample=sample,
                          drop_self_matches=drop, qrels=qrels)
+
+
+def _parse_cache(raw: Any, base_dir: Path) -> CacheConfig:
+    if raw is None:
+        return CacheConfig()
+    raw = _mapping(raw, "cache")
+    _check_keys(raw, {"enabled", "path"}, "cache")
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        _fail("cache.enabled: expected true or false")
+    path = raw.get("path")
+    if path is not None:
+        if not isinstance(path, str) or not path.strip():
+            _fail("cache.path: expected a file path")
+        path = Path(os.path.expanduser(path))
+        path = path if path.is_absolute() else base_dir / path
+    return CacheConfig(enabled=enabled, path=path)
 
 
 def _parse_first_stage(raw: Any) -> FirstStageConfig:
@@ -311,10 +341,11 @@ def parse_config(raw: Any, *, base_dir: Path, source_path: Path | None = None) -
     audit = _parse_audit(raw.get("audit"))
     latency = _parse_latency(raw.get("latency"))
     recommendation = _parse_recommendation(raw.get("recommendation"), metrics)
+    cache = _parse_cache(raw.get("cache"), base_dir)
     return ExperimentConfig(
         name=name, dataset=dataset, first_stage=first_stage, rerankers=rerankers,
         depths=depths, metrics=metrics, relevance_threshold=threshold, sanity_check=sanity,
-        audit=audit, latency=latency, recommendation=recommendation,
+        audit=audit, latency=latency, recommendation=recommendation, cache=cache,
         base_dir=base_dir, source_path=source_path, raw=raw,
     )
 
@@ -333,6 +364,10 @@ def load_config(path: str | Path) -> ExperimentConfig:
         raise InputError(f"invalid YAML: {problem}", path=path, line=line) from None
     except UnicodeDecodeError:
         raise InputError("not valid UTF-8", path=path) from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as e:
+        # PyYAML's constructors raise these for e.g. an impossible date (2001-13-01).
+        raise InputError(f"invalid YAML value ({type(e).__name__}: {e})"[:200],
+                         path=path) from None
     try:
         return parse_config(raw, base_dir=path.resolve().parent, source_path=path)
     except InputError as e:

@@ -22,6 +22,7 @@ from rerank_eval.reports.audit import audit_reranker
 from rerank_eval.rerankers import build_reranker
 from rerank_eval.rerankers.sanity import run_sanity_probes
 from rerank_eval.runs import Run, write_trec_run
+from rerank_eval.scoring.cache import open_cache
 from rerank_eval.scoring.shortlist import rerank_at_depth, score_shortlist
 
 Log = Callable[[str], None]
@@ -114,6 +115,9 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
 
     max_depth = max(config.depths)
     shortlist = fs_run.top(max_depth)
+    cache = open_cache(config.cache.enabled, config.cache.path) if config.rerankers else None
+    if cache is not None:
+        log(f"score cache: {cache.path}")
     for rr_cfg, reranker in zip(config.rerankers, rerankers):
         info: dict[str, Any] = {}
         if config.sanity_check:
@@ -125,7 +129,7 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
                     "index, pair order and score sign (or the model is untrained)")
         info["description"] = reranker.describe()  # loads the model before the clock starts
         t0 = time.perf_counter()
-        model_scores = score_shortlist(reranker, dataset, shortlist)
+        model_scores = score_shortlist(reranker, dataset, shortlist, cache=cache)
         elapsed = time.perf_counter() - t0
         info["scoring_s"] = elapsed
         info.update(audit_reranker(rr_cfg.name, fs_run.ranking, model_scores, dataset.qrels,
@@ -146,6 +150,7 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
         stage = StageResult(name=rr_cfg.name, kind=rr_cfg.kind, model=reranker.model_id,
                             evaluations=evaluations,
                             info={**info, "pairs_scored": reranker.stats.pairs_scored,
+                                  "pairs_from_cache": reranker.stats.pairs_from_cache,
                                   "pairs_truncated": reranker.stats.pairs_truncated,
                                   **reranker.stats.extra})  # e.g. hosted usage, cost, latency
         reranker.close()
@@ -153,6 +158,8 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
         write_results(result)
         for depth in config.depths:
             log(f"{rr_cfg.name} @{depth}: " + _fmt(evaluations[depth].means))
+    if cache is not None:
+        cache.close()
     report = write_report([results_dict(result)], reports_dir)
     log(f"report: {report}")
     return result

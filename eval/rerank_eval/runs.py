@@ -11,6 +11,7 @@ Conventions (pinned, and stated in every report):
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,12 @@ from rerank_eval.errors import InputError
 
 TIE_RULE = "score descending, ties by doc id descending (trec_eval order)"
 SAVED_SCORE_RULE = "saved runs use strictly decreasing rank-derived scores (n - rank + 1)"
+
+
+# ASCII numbers only: Python's float() also reads "1_0" as 10 or full-width digits.
+RANK = re.compile(r"[+-]?[0-9]+")
+NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(inf|infinity|nan)",
+                    re.IGNORECASE)
 
 
 def order_by_score(scores: Mapping[str, float]) -> list[str]:
@@ -89,7 +96,8 @@ def read_trec_run(path: str | Path, name: str | None = None) -> Run:
             )
         qid, _, doc_id, rank, score, _ = parts
         try:
-            int(rank)
+            if not RANK.fullmatch(rank) or not NUMBER.fullmatch(score):
+                raise ValueError
             value = float(score)
         except ValueError:
             raise InputError(

@@ -6,6 +6,7 @@ Every reader reports bad input as an InputError naming the file and line.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +34,8 @@ def _json_object(path: Path, line_no: int, line: str) -> dict:
         obj = json.loads(line)
     except json.JSONDecodeError as e:
         raise InputError(f"invalid JSON ({e.msg})", path=path, line=line_no) from None
+    except RecursionError:
+        raise InputError("invalid JSON (nested too deeply)", path=path, line=line_no) from None
     if not isinstance(obj, dict):
         raise InputError("expected a JSON object", path=path, line=line_no)
     return obj
@@ -44,8 +47,14 @@ def _string_field(obj: dict, key: str, path: Path, line_no: int, required: bool 
         if required:
             raise InputError(f"missing field {key!r}", path=path, line=line_no)
         return ""
-    if isinstance(value, (int, float)) and key == "_id":
-        return str(value)
+    if key == "_id":
+        # Integer ids are common in BEIR exports; floats, booleans and empty ids are not ids.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str) or not value.strip():
+            raise InputError(f"field {key!r} must be a non-empty string or an integer, "
+                             f"got {value!r}"[:200], path=path, line=line_no)
+        return value
     if not isinstance(value, str):
         raise InputError(f"field {key!r} must be a string", path=path, line=line_no)
     return value
@@ -75,15 +84,23 @@ def read_beir_queries(path: Path) -> dict[str, str]:
     return queries
 
 
+# An integer grade, optionally written "2.0"; ASCII digits only (Python's int() would also take
+# "1_0" or full-width digits and silently read a different number than the author meant).
+INTEGER_GRADE = re.compile(r"[+-]?[0-9]+(\.0*)?")
+
+
 def read_qrels(path: Path) -> Qrels:
     """Qrels as BEIR tsv (``query-id corpus-id score``, optional header) or TREC
     (``qid iter docid rel``). The format is decided per line by the column count."""
     qrels: Qrels = {}
+    first = True
     for line_no, line in iter_lines(path):
         parts = line.split("\t") if "\t" in line else line.split()
         parts = [p.strip() for p in parts]
-        if line_no == 1 and parts and parts[0].lower() in {"query-id", "query_id", "qid"}:
-            continue
+        if first and parts and parts[0].lower() in {"query-id", "query_id", "qid"}:
+            first = False
+            continue  # the header, on the first non-blank line
+        first = False
         if len(parts) == 3:
             qid, doc_id, grade = parts
         elif len(parts) == 4:
@@ -95,14 +112,13 @@ def read_qrels(path: Path) -> Qrels:
                 path=path,
                 line=line_no,
             )
-        try:
-            rel = int(float(grade))
-            if float(grade) != rel:
-                raise ValueError
-        except ValueError:
+        if not INTEGER_GRADE.fullmatch(grade):
             raise InputError(
-                f"relevance must be an integer, got {grade!r}", path=path, line=line_no
-            ) from None
+                f"relevance must be an integer, got {grade!r}"[:200], path=path, line=line_no
+            )
+        rel = int(grade.split(".")[0])
+        if not qid or not doc_id:
+            raise InputError("empty query or document id", path=path, line=line_no)
         judged = qrels.setdefault(qid, {})
         if doc_id in judged and judged[doc_id] != rel:
             raise InputError(

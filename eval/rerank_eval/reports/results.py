@@ -63,10 +63,11 @@ def results_dict(result: ExperimentResult) -> dict[str, Any]:
             "model": stage.model,
             "metrics": {str(d): ev.means for d, ev in stage.evaluations.items()},
             "pairs_scored": stage.info.get("pairs_scored", 0),
+            "pairs_from_cache": stage.info.get("pairs_from_cache", 0),
             "pairs_truncated": stage.info.get("pairs_truncated", 0),
         }
         entry.update({k: v for k, v in stage.info.items()
-                      if k not in {"pairs_scored", "pairs_truncated"}})
+                      if k not in {"pairs_scored", "pairs_from_cache", "pairs_truncated"}})
         rerankers.append(entry)
     return {
         "schema_version": SCHEMA_VERSION,

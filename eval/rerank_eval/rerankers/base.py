@@ -22,6 +22,7 @@ class ScoringStats:
 
     pairs_scored: int = 0
     pairs_truncated: int = 0
+    pairs_from_cache: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -33,9 +34,11 @@ class Reranker:
     # Per-query latency probes re-run the model on a sample; False where every call is billed
     # (hosted APIs), whose per-request latency comes from the scoring pass itself.
     latency_probes: ClassVar[bool] = True
+    # Params that change a score (the rest, like batch_size or device, do not). None: all.
+    score_params: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, name: str, params: dict[str, Any], *, base_dir: Path):
-        unknown = sorted(set(params) - set(self.allowed))
+        unknown = sorted(set(params) - set(self.allowed), key=str)
         if unknown:
             raise InputError(
                 f"rerankers[{name}]: unknown key {unknown[0]!r} for kind {self.kind!r} "
@@ -45,6 +48,8 @@ class Reranker:
         self.params = {**self.allowed, **params}
         self.base_dir = base_dir
         self.stats = ScoringStats()
+        # Which pairs of the last score() call were truncated (bool mask), if the backend knows.
+        self.last_truncated: np.ndarray | None = None
 
     @property
     def model_id(self) -> str:
@@ -55,8 +60,10 @@ class Reranker:
         return {"name": self.name, "kind": self.kind, "model": self.model_id}
 
     def fingerprint(self) -> dict[str, Any]:
-        """Everything that changes a score (used as the score-cache key)."""
-        return {"kind": self.kind, **{k: v for k, v in sorted(self.params.items())}}
+        """Everything that changes a score (the score-cache key): the backend kind and the
+        ``score_params``; backends with local weights add a content hash of them."""
+        keys = sorted(self.params) if self.score_params is None else self.score_params
+        return {"kind": self.kind, **{k: self.params[k] for k in keys}}
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """Relevance scores for ``pairs`` in input order (float64)."""

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from rerank_eval.rerankers.base import Reranker
-from rerank_eval.rerankers.models import load_pretrained, resolve_model
+from rerank_eval.rerankers.models import load_pretrained, model_identity, resolve_model
 from rerank_eval.scoring import resolve_device
 
 
@@ -19,6 +19,8 @@ class BiEncoder(Reranker):
     kind = "bi-encoder"
     allowed: dict[str, Any] = {"model": None, "batch_size": 64, "max_length": None,
                                "device": "auto"}
+
+    score_params = ("max_length",)
 
     def __init__(self, name: str, params: dict[str, Any], *, base_dir: Path):
         super().__init__(name, params, base_dir=base_dir)
@@ -43,6 +45,9 @@ class BiEncoder(Reranker):
                 "max_length": int(self.model.max_seq_length),
                 "device": str(self.model.device)}
 
+    def fingerprint(self) -> dict[str, Any]:
+        return {**super().fingerprint(), "model": model_identity(self.model_path)}
+
     def _encode(self, texts: list[str]) -> np.ndarray:
         return self.model.encode(texts, batch_size=int(self.params["batch_size"]),
                                  normalize_embeddings=True, convert_to_numpy=True,
@@ -50,6 +55,7 @@ class BiEncoder(Reranker):
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         if not pairs:
+            self.last_truncated = np.zeros(0, dtype=bool)
             return np.empty(0)
         queries = list(dict.fromkeys(q for q, _ in pairs))
         passages = list(dict.fromkeys(p for _, p in pairs))
@@ -58,7 +64,8 @@ class BiEncoder(Reranker):
         limit = int(self.model.max_seq_length)
         lengths = self.model.tokenizer(passages, add_special_tokens=True)["input_ids"]
         too_long = {p for p, ids in zip(passages, lengths) if len(ids) > limit}
-        self.stats.pairs_truncated += sum(1 for _, p in pairs if p in too_long)
+        self.last_truncated = np.array([p in too_long for _, p in pairs], dtype=bool)
+        self.stats.pairs_truncated += int(self.last_truncated.sum())
         self.stats.pairs_scored += len(pairs)
         return np.array([float(np.dot(q_emb[q], p_emb[p])) for q, p in pairs], dtype=np.float64)
 

@@ -11,9 +11,9 @@ import torch
 
 from rerank_eval.errors import InputError
 from rerank_eval.rerankers.base import Reranker
-from rerank_eval.rerankers.models import load_pretrained, resolve_model
+from rerank_eval.rerankers.models import load_pretrained, model_identity, resolve_model
 from rerank_eval.scoring import PairScorer, resolve_device, resolve_dtype
-from rerank_eval.scoring.engine import cpu_has_native_bf16
+from rerank_eval.scoring.engine import DTYPE_ALIASES, cpu_has_native_bf16
 
 
 class CrossEncoder(Reranker):
@@ -44,6 +44,8 @@ class CrossEncoder(Reranker):
         "label_index": None,
         "score": "logit",
     }
+
+    score_params = ("max_length", "label_index", "score")
 
     def __init__(self, name: str, params: dict[str, Any], *, base_dir: Path):
         super().__init__(name, params, base_dir=base_dir)
@@ -147,14 +149,6 @@ class CrossEncoder(Reranker):
             self._scorer = self._load()
         return self._scorer
 
-    def fingerprint(self) -> dict[str, Any]:
-        """``dtype: auto`` is recorded as what it resolves to here (bf16 and fp32 differ)."""
-        fp = super().fingerprint()
-        if self.params["dtype"] == "auto":
-            device = resolve_device(str(self.params["device"]))
-            fp["dtype"] = str(resolve_dtype("auto", device)).replace("torch.", "")
-        return fp
-
     def describe(self) -> dict[str, Any]:
         scorer = self.scorer
         return {**super().describe(), "model_path": self.model_path, **self.resolved,
@@ -165,9 +159,21 @@ class CrossEncoder(Reranker):
                 "max_tokens_per_batch": scorer.max_tokens_per_batch,
                 "oom_halvings": scorer.oom_halvings}
 
+    def fingerprint(self) -> dict[str, Any]:
+        """Weights (content hash), max_length, head (label index, transform) and the dtype the
+        scores are computed in, ``auto`` recorded as what it resolves to here (bf16 and fp32
+        differ). Batch size, device, compile and token caps change scores by float noise only."""
+        dtype = DTYPE_ALIASES.get(str(self.params["dtype"]), str(self.params["dtype"]))
+        if dtype == "auto":
+            device = resolve_device(str(self.params["device"]))
+            dtype = str(resolve_dtype("auto", device)).replace("torch.", "")
+        return {**super().fingerprint(), "model": model_identity(self.model_path),
+                "dtype": dtype}
+
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         self._maybe_compile(self.scorer, len(pairs))
         scores, truncated = self.scorer.score(pairs)
+        self.last_truncated = self.scorer.last_truncated
         self.stats.pairs_scored += len(pairs)
         self.stats.pairs_truncated += truncated
         return scores

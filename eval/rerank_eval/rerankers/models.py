@@ -70,3 +70,19 @@ def load_pretrained(load, model: str, field: str, **kwargs):
         reason = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
         message = HUB_OFFLINE_HELP.format(model=model, reason=reason)
         raise InputError(f"{field}: {message}") from None
+
+
+def model_identity(model: str) -> dict[str, str]:
+    """What identifies a model's weights in the score cache: a content hash of a local folder
+    (or of the hub cache's snapshot), else the hub id. Where the weights live does not count."""
+    from rerank_eval.scoring.cache import hash_model_files
+
+    if Path(model).is_dir():
+        return {"weights_sha256": hash_model_files(model)}
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = snapshot_download(model, local_files_only=True)
+    except Exception:  # noqa: BLE001 - not in the local hub cache: the id is all we know
+        return {"hub_id": model}
+    return {"hub_id": model, "weights_sha256": hash_model_files(folder)}

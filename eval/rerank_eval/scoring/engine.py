@@ -90,6 +90,7 @@ class Encoded:
     input_ids: list[list[int]]
     token_type_ids: list[list[int]] | None
     truncated: int
+    truncated_index: np.ndarray | None = None  # which positions of the caller's input were cut
 
 
 class PairScorer:
@@ -188,10 +189,10 @@ class PairScorer:
                              max_length=self.max_length, padding=False,
                              return_attention_mask=False,
                              return_token_type_ids=self.uses_token_types)
-        truncated = sum(1 for i, e in zip(index, enc.encodings)
-                        if e.overflowing or pairs[i][0] in cut)
+        cut_index = np.array([i for i, e in zip(index, enc.encodings)
+                              if e.overflowing or pairs[i][0] in cut], dtype=np.int64)
         types = enc["token_type_ids"] if self.uses_token_types else None
-        return Encoded(index, enc["input_ids"], types, truncated)
+        return Encoded(index, enc["input_ids"], types, len(cut_index), cut_index)
 
     def _encoded_chunks(self, pairs: Sequence[tuple[str, str]]) -> Iterator[Encoded]:
         """All pairs encoded at once, or (``overlap``) in character-length-ordered chunks, the
@@ -295,9 +296,11 @@ class PairScorer:
 
     # ---------------------------------------------------------------- scoring
     def score(self, pairs: Sequence[tuple[str, str]]) -> tuple[np.ndarray, int]:
-        """Scores in input order and the number of pairs truncated to ``max_length``."""
+        """Scores in input order and the number of pairs truncated to ``max_length``
+        (which ones: ``self.last_truncated``, a boolean mask in input order)."""
         n = len(pairs)
         out = np.empty(n, dtype=np.float64)
+        self.last_truncated = np.zeros(n, dtype=bool)
         if n == 0:
             return out, 0
         truncated = 0
@@ -305,6 +308,8 @@ class PairScorer:
         with torch.inference_mode():
             for enc in self._encoded_chunks(pairs):
                 truncated += enc.truncated
+                if enc.truncated_index is not None:
+                    self.last_truncated[enc.truncated_index] = True
                 lengths = np.fromiter(map(len, enc.input_ids), dtype=np.int64,
                                       count=len(enc.input_ids))
                 for rows in self.plan_batches(lengths):

@@ -1,7 +1,9 @@
 """Score a first-stage shortlist with a reranker, and derive the reranked run at each depth.
 
 The shortlist is scored once at the largest depth; every smaller depth reuses those scores,
-so a whole depth curve costs one scoring pass.
+so a whole depth curve costs one scoring pass. With a score cache, pairs already scored by the
+same model are read back, only the misses reach the model, and each chunk's new scores are
+written as soon as the chunk is done (a killed run resumes where it stopped).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from rerank_eval.datasets import Dataset
 from rerank_eval.rerankers.base import Reranker
 from rerank_eval.runs import Run, order_by_score
+from rerank_eval.scoring.cache import CachedScore, ScoreCache, fingerprint_hash, text_sha
 
 ProgressFn = Callable[[int, int], None]
 
@@ -20,25 +23,87 @@ def score_shortlist(
     dataset: Dataset,
     shortlist: Run,
     *,
-    queries_per_chunk: int = 32,
+    pairs_per_chunk: int = 1024,
     progress: ProgressFn | None = None,
+    cache: ScoreCache | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Model scores for every (query, candidate) of ``shortlist``, query by query in chunks."""
+    """Model scores for every (query, candidate) of ``shortlist``, in chunks of whole queries
+    of about ``pairs_per_chunk`` pairs (the unit the cache commits: a crash loses at most one).
+
+    ``reranker.stats`` counts model calls (``pairs_scored``), cache hits (``pairs_from_cache``)
+    and truncated inputs among all the shortlist's pairs, cached or not (``pairs_truncated``).
+    """
     query_ids = sorted(q for q, docs in shortlist.ranking.items() if docs)
     total = sum(len(shortlist.ranking[q]) for q in query_ids)
     done = 0
     scores: dict[str, dict[str, float]] = {q: {} for q in shortlist.ranking}
-    for start in range(0, len(query_ids), queries_per_chunk):
-        chunk = query_ids[start : start + queries_per_chunk]
+    fp_id = None
+    if cache is not None:
+        fingerprint = reranker.fingerprint()
+        fp_hash = fingerprint_hash(fingerprint)
+        fp_id = cache.register(fp_hash, fingerprint)
+        reranker.stats.extra["cache_fingerprint"] = fp_hash
+    doc_sha: dict[str, bytes] = {}
+    for chunk in _chunks(query_ids, shortlist, pairs_per_chunk):
         keys = [(q, d) for q in chunk for d in shortlist.ranking[q]]
-        pairs = [(dataset.queries[q], dataset.corpus[d]) for q, d in keys]
-        values = reranker.score(pairs)
-        for (q, d), v in zip(keys, values):
-            scores[q][d] = float(v)
+        cached: dict[tuple[str, str], CachedScore] = {}
+        if cache is not None and fp_id is not None:
+            cached = _lookup(cache, fp_id, dataset, shortlist, chunk, doc_sha)
+        misses = [k for k in keys if k not in cached]
+        if misses:
+            pairs = [(dataset.queries[q], dataset.corpus[d]) for q, d in misses]
+            # + 0.0 turns -0.0 into 0.0, the value the cache gives back: cached and fresh
+            # runs then agree to the bit.
+            values = [float(v) + 0.0 for v in reranker.score(pairs)]
+            flags = reranker.last_truncated
+            if cache is not None and fp_id is not None:
+                cache.put(fp_id, [
+                    (text_sha(dataset.queries[q]), _doc_sha(dataset, d, doc_sha), v,
+                     None if flags is None else bool(flags[i]))
+                    for i, ((q, d), v) in enumerate(zip(misses, values))])
+            for (q, d), v in zip(misses, values):
+                scores[q][d] = v
+        for (q, d), hit in cached.items():
+            scores[q][d] = hit.score
+        reranker.stats.pairs_from_cache += len(cached)
+        reranker.stats.pairs_truncated += sum(1 for hit in cached.values() if hit.truncated)
         done += len(keys)
         if progress is not None:
             progress(done, total)
     return scores
+
+
+def _chunks(query_ids: Sequence[str], shortlist: Run, target: int) -> list[list[str]]:
+    """Consecutive queries grouped until a group holds at least ``target`` pairs."""
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for q in query_ids:
+        if size >= target:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(q)
+        size += len(shortlist.ranking[q])
+    return [c for c in chunks if c]
+
+
+def _doc_sha(dataset: Dataset, doc_id: str, memo: dict[str, bytes]) -> bytes:
+    if doc_id not in memo:
+        memo[doc_id] = text_sha(dataset.corpus[doc_id])
+    return memo[doc_id]
+
+
+def _lookup(cache: ScoreCache, fp_id: int, dataset: Dataset, shortlist: Run,
+            chunk: Sequence[str], doc_sha: dict[str, bytes]) -> dict[tuple[str, str], CachedScore]:
+    """Cached scores of the chunk's (query, doc) pairs, keyed by ids."""
+    found: dict[tuple[str, str], CachedScore] = {}
+    for q in chunk:
+        by_sha = {_doc_sha(dataset, d, doc_sha): d for d in shortlist.ranking[q]}
+        hits = cache.lookup(fp_id, text_sha(dataset.queries[q]), by_sha)
+        for d in shortlist.ranking[q]:
+            hit = hits.get(doc_sha[d])
+            if hit is not None:
+                found[(q, d)] = hit
+    return found
 
 
 def rerank_at_depth(

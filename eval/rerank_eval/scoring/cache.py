@@ -1,0 +1,267 @@
+"""Score cache: a pair scored once is never scored again by the same model.
+
+An embedded SQLite file in WAL mode (stdlib, nothing to start). A row is keyed by the
+reranker's fingerprint (everything that changes a score: backend, weights hash, max_length,
+dtype, score transform) plus SHA-256 of the query text and of the passage text as fed to the
+model. Metrics, depths and reports are not part of the key, so changing them reuses scores.
+
+Writes are short ``INSERT OR REPLACE`` transactions, one per scored chunk, so a crash loses at
+most the chunk in flight, and several runs can share one file (WAL + busy timeout).
+Scores are stored as SQLite REAL (IEEE float64; NULL stands for NaN, and -0.0 reads back as
+0.0, which is why score_shortlist normalises -0.0 before use): a cached score is bit-identical
+to the one the model produced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from rerank_eval.errors import InputError
+
+ENV_VAR = "RERANK_EVAL_CACHE"
+FILE_NAME = "scores.sqlite"
+BUSY_TIMEOUT_S = 60.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS fingerprints (
+    id INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    description TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS scores (
+    fp INTEGER NOT NULL,
+    query_sha BLOB NOT NULL,
+    passage_sha BLOB NOT NULL,
+    score REAL,
+    truncated INTEGER,
+    PRIMARY KEY (fp, query_sha, passage_sha)
+) WITHOUT ROWID;
+"""
+
+
+def default_cache_path() -> Path:
+    """``$RERANK_EVAL_CACHE``, else ``$XDG_CACHE_HOME/rerank-eval/scores.sqlite``, else
+    ``~/.cache/rerank-eval/scores.sqlite``. A value naming a folder gets ``scores.sqlite`` in it."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return cache_file(Path(os.path.expanduser(env)))
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "rerank-eval" / FILE_NAME
+
+
+def cache_file(path: Path) -> Path:
+    return path / FILE_NAME if path.is_dir() or str(path).endswith(os.sep) else path
+
+
+def text_sha(text: str) -> bytes:
+    """The key of a query or passage: SHA-256 of its UTF-8 bytes (unpaired surrogates kept)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+
+def fingerprint_hash(fingerprint: dict[str, Any]) -> str:
+    """A stable hash of a reranker fingerprint (canonical JSON)."""
+    canonical = json.dumps(fingerprint, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+_FILE_HASHES: dict[tuple[str, int, int], str] = {}
+_HASHED_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx", ".json", ".txt", ".model")
+
+
+def hash_model_files(folder: str | Path) -> str:
+    """Content hash (SHA-256) of the files in a model folder that decide its scores: weights,
+    config and tokenizer files. Each file is read once per process (memoized by path, size and
+    mtime, so an edited file is hashed again); README/model cards are ignored."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()
+                       and p.suffix in _HASHED_SUFFIXES and ".cache" not in p.parts):
+        digest.update(str(path.relative_to(folder)).encode("utf-8") + b"\0")
+        digest.update(_file_sha(path).encode("ascii"))
+    return digest.hexdigest()
+
+
+def _file_sha(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _FILE_HASHES:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _FILE_HASHES[key] = h.hexdigest()
+    return _FILE_HASHES[key]
+
+
+@dataclass
+class CachedScore:
+    score: float
+    truncated: bool | None
+
+
+@dataclass
+class FingerprintInfo:
+    hash: str
+    description: dict[str, Any]
+    entries: int
+
+
+class ScoreCache:
+    """One SQLite file of model scores, safe to share between concurrent runs."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S,
+                                       isolation_level=None)
+            self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            with self._transaction():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+        except sqlite3.DatabaseError as e:
+            raise InputError(f"score cache unusable ({e}); remove it or set {ENV_VAR} "
+                             "or use --no-cache", path=self.path) from None
+        except OSError as e:
+            raise InputError(f"score cache cannot be created ({e.strerror})",
+                             path=self.path) from None
+        self._fp_ids: dict[str, int] = {}
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> ScoreCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- scores -----------------------------------------------------------------------------
+
+    def register(self, fp_hash: str, description: dict[str, Any]) -> int:
+        """The row id of a fingerprint, creating it (with its readable description) if new."""
+        if fp_hash not in self._fp_ids:
+            with self._transaction():
+                self._db.execute(
+                    "INSERT OR IGNORE INTO fingerprints (hash, description) VALUES (?, ?)",
+                    (fp_hash, json.dumps(description, sort_keys=True, default=str)))
+                row = self._db.execute("SELECT id FROM fingerprints WHERE hash = ?",
+                                       (fp_hash,)).fetchone()
+            self._fp_ids[fp_hash] = int(row[0])
+        return self._fp_ids[fp_hash]
+
+    def lookup(self, fp_id: int, query_sha: bytes,
+               passage_shas: Iterable[bytes]) -> dict[bytes, CachedScore]:
+        """Cached scores of one query against the given passages (misses are absent)."""
+        wanted = set(passage_shas)
+        rows = self._db.execute(
+            "SELECT passage_sha, score, truncated FROM scores WHERE fp = ? AND query_sha = ?",
+            (fp_id, query_sha))
+        return {bytes(p): CachedScore(math.nan if s is None else float(s),
+                                      None if t is None else bool(t))
+                for p, s, t in rows if bytes(p) in wanted}
+
+    def put(self, fp_id: int,
+            rows: Sequence[tuple[bytes, bytes, float, bool | None]]) -> None:
+        """Store ``(query_sha, passage_sha, score, truncated)`` rows in one short transaction."""
+        if not rows:
+            return
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO scores (fp, query_sha, passage_sha, score, truncated) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(fp_id, q, p, None if math.isnan(s) else float(s),
+                  None if t is None else int(bool(t)))
+                 for q, p, s, t in rows])
+
+    # -- maintenance (rerank-eval cache ...) ------------------------------------------------
+
+    def fingerprints(self) -> list[FingerprintInfo]:
+        rows = self._db.execute(
+            "SELECT f.hash, f.description, COUNT(s.fp) FROM fingerprints f "
+            "LEFT JOIN scores s ON s.fp = f.id GROUP BY f.id ORDER BY f.hash").fetchall()
+        return [FingerprintInfo(h, json.loads(d), int(n)) for h, d, n in rows]
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self._files() if p.exists())
+
+    def _files(self) -> list[Path]:
+        return [self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")]
+
+    def clear(self, fp_prefix: str | None = None) -> int:
+        """Delete all scores (or those of fingerprints starting with ``fp_prefix``)."""
+        with self._transaction():
+            if fp_prefix is None:
+                n = self._db.execute("DELETE FROM scores").rowcount
+                self._db.execute("DELETE FROM fingerprints")
+            else:
+                ids = [r[0] for r in self._db.execute(
+                    "SELECT id FROM fingerprints WHERE hash LIKE ?", (fp_prefix + "%",))]
+                n = 0
+                for fp_id in ids:
+                    n += self._db.execute("DELETE FROM scores WHERE fp = ?", (fp_id,)).rowcount
+                    self._db.execute("DELETE FROM fingerprints WHERE id = ?", (fp_id,))
+        self._fp_ids.clear()
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._db.execute("VACUUM")
+        return n
+
+    def rows(self) -> Iterator[tuple[str, str, str, float, bool | None]]:
+        """``(fingerprint, query_sha256, passage_sha256, score, truncated)`` for every entry."""
+        cursor = self._db.execute(
+            "SELECT f.hash, s.query_sha, s.passage_sha, s.score, s.truncated FROM scores s "
+            "JOIN fingerprints f ON f.id = s.fp ORDER BY f.hash, s.query_sha, s.passage_sha")
+        for fp, q, p, s, t in cursor:
+            yield (fp, bytes(q).hex(), bytes(p).hex(), math.nan if s is None else float(s),
+                   None if t is None else bool(t))
+
+    def export(self, out: TextIO, fmt: str = "tsv") -> int:
+        """Write every entry as TSV (with a header) or JSON lines; returns the count."""
+        n = 0
+        if fmt == "tsv":
+            out.write("fingerprint\tquery_sha256\tpassage_sha256\tscore\ttruncated\n")
+        for fp, q, p, s, t in self.rows():
+            if fmt == "tsv":
+                out.write(f"{fp}\t{q}\t{p}\t{s!r}\t{'' if t is None else int(t)}\n")
+            else:
+                out.write(json.dumps({"fingerprint": fp, "query_sha256": q,
+                                      "passage_sha256": p, "score": s, "truncated": t}) + "\n")
+            n += 1
+        return n
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rollback on error): takes the write lock up front so
+    concurrent writers wait on the busy timeout instead of failing mid-transaction."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+
+
+def open_cache(enabled: bool, path: str | Path | None = None) -> ScoreCache | None:
+    """The run's cache: None when disabled; ``path`` (from the config) else the default."""
+    if not enabled:
+        return None
+    return ScoreCache(cache_file(Path(path)) if path is not None else default_cache_path())

@@ -1,0 +1,122 @@
+"""Resumable runs: kill `rerank-eval run` mid-scoring (SIGINT or SIGKILL), run the same command
+again, and it finishes from the cache with results identical to an uninterrupted run.
+
+The run is a real subprocess of the real CLI. To kill it mid-way deterministically, a wrapper
+makes each model call sleep after scoring, and the test kills it once the cache holds the first
+chunk's scores but not all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from synthetic import write_beir, write_config
+
+EVAL_DIR = Path(__file__).resolve().parents[1] / "eval"
+
+WRAPPER = """
+import sys, time
+from rerank_eval.rerankers.cross_encoder import CrossEncoder
+_score = CrossEncoder.score
+def slow_score(self, pairs):
+    out = _score(self, pairs)
+    time.sleep({delay})
+    return out
+CrossEncoder.score = slow_score
+from rerank_eval.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+QUERIES, DEPTH = 100, 30  # 3000 pairs: 3 chunks of score_shortlist's default 1024 pairs
+
+
+def _cache_rows(path: Path) -> int:
+    if not path.exists():
+        return 0
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM scores").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.OperationalError:  # schema not created yet
+        return 0
+
+
+def _start(tmp_path: Path, config: Path, workdir: Path, cache: Path, delay: float):
+    wrapper = tmp_path / "slow_cli.py"
+    wrapper.write_text(WRAPPER.format(delay=delay), encoding="utf-8")
+    env = {**os.environ, "RERANK_EVAL_CACHE": str(cache), "PYTHONPATH": str(EVAL_DIR),
+           "HF_HUB_OFFLINE": "1"}
+    workdir.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([sys.executable, str(wrapper), "run", str(config), "--out", "out",
+                             "--quiet"], cwd=workdir, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _run(tmp_path: Path, config: Path, workdir: Path, cache: Path) -> dict:
+    proc = _start(tmp_path, config, workdir, cache, delay=0.0)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    return json.loads((workdir / "out" / "results.json").read_text(encoding="utf-8"))
+
+
+def _comparable(results: dict) -> dict:
+    """results.json without what legitimately differs between a resumed and a fresh run:
+    timings and the cache counters."""
+    results = json.loads(json.dumps(results))
+    results.pop("timings_s")
+    for entry in results["rerankers"]:
+        for key in ("scoring_s", "pairs_scored", "pairs_from_cache"):
+            entry.pop(key)
+    return results
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, tiny_cross_encoder):
+    tmp = tmp_path_factory.mktemp("resume")
+    data = write_beir(tmp / "synth", queries=QUERIES, docs=200, seed=3)
+    config = write_config(tmp / "synth.yaml", data, tiny_cross_encoder, depth=DEPTH)
+    reference = _run(tmp, config, tmp / "reference", tmp / "reference.sqlite")
+    total = reference["rerankers"][0]["pairs_scored"]
+    assert total == QUERIES * DEPTH  # the synthetic queries all get a full BM25 top-30
+    return tmp, config, reference
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_killed_run_resumes_from_the_cache_with_identical_results(setup, sig):
+    tmp, config, reference = setup
+    total = reference["rerankers"][0]["pairs_scored"]
+    cache = tmp / f"cache-{sig.name}.sqlite"
+    workdir = tmp / f"killed-{sig.name}"
+    proc = _start(tmp, config, workdir, cache, delay=3.0)
+    deadline = time.monotonic() + 300
+    while _cache_rows(cache) == 0:
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "no scores reached the cache"
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    saved = _cache_rows(cache)
+    assert 0 < saved < total  # killed mid-scoring, first chunk(s) kept
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and "interrupted" in err
+    else:
+        assert proc.returncode == -signal.SIGKILL
+
+    resumed = _run(tmp, config, workdir, cache)
+    entry = resumed["rerankers"][0]
+    assert entry["pairs_from_cache"] == saved
+    assert entry["pairs_scored"] == total - saved
+    assert _comparable(resumed) == _comparable(reference)
+    for name in ("tiny.scores.tsv", f"tiny.depth{DEPTH}.trec", "first_stage.trec"):
+        assert ((workdir / "out/runs" / name).read_bytes()
+                == (tmp / "reference/out/runs" / name).read_bytes()), name
