@@ -271,6 +271,14 @@ def _parse_recommendation(raw: Any, metrics: list[MetricSpec]) -> Recommendation
                                 latency_stat=stat, output_k=ks, output_measures=measures)
 
 
+def _validate_first_stage_params(fs: FirstStageConfig, base_dir: Path) -> None:
+    """Construct the stage once (cheap: no model is loaded) so bad parameters fail now, with
+    the field named, rather than after the dataset has loaded."""
+    from rerank_eval.first_stage import FIRST_STAGES
+
+    FIRST_STAGES[fs.kind](fs.params, base_dir=base_dir).close()
+
+
 def _parse_rerankers(raw: Any) -> list[RerankerConfig]:
     from rerank_eval.rerankers import RERANKERS
 
@@ -322,6 +330,7 @@ def parse_config(raw: Any, *, base_dir: Path, source_path: Path | None = None) -
             _fail(f"{key}: required")
     dataset = _parse_dataset(raw["dataset"])
     first_stage = _parse_first_stage(raw["first_stage"])
+    _validate_first_stage_params(first_stage, base_dir)
     rerankers = _parse_rerankers(raw.get("rerankers"))
     depths_raw = raw.get("depths", [first_stage.depth])
     if not isinstance(depths_raw, list) or not depths_raw:

@@ -18,6 +18,7 @@ from rerank_eval.config import ExperimentConfig
 from rerank_eval.datasets import Dataset, load_dataset
 from rerank_eval.first_stage import FIRST_STAGES
 from rerank_eval.metrics import Evaluation, evaluate_ranking
+from rerank_eval.metrics.recall_curve import recall_curve
 from rerank_eval.reports.audit import audit_reranker
 from rerank_eval.rerankers import build_reranker
 from rerank_eval.rerankers.sanity import run_sanity_probes
@@ -70,6 +71,7 @@ def drop_self_matches(run: Run) -> Run:
 def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
                    log: Log = print) -> ExperimentResult:
     """Run the whole experiment described by ``config``."""
+    from rerank_eval.reports.recall_plot import write_recall_plot
     from rerank_eval.reports.render import write_report
     from rerank_eval.reports.results import results_dict, write_results
 
@@ -92,6 +94,7 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
 
     fs_cfg = config.first_stage
     first_stage = FIRST_STAGES[fs_cfg.kind](fs_cfg.params, base_dir=config.base_dir)
+    first_stage.log = log
     t0 = time.perf_counter()
     fs_run = first_stage.retrieve(dataset, fs_cfg.depth)
     if config.dataset.drop_self_matches:
@@ -100,18 +103,28 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
     write_trec_run(fs_run, runs_dir / "first_stage.trec", tag=first_stage.name)
     fs_eval = evaluate_ranking(fs_run.ranking, dataset.qrels, config.metrics,
                                config.relevance_threshold)
+    curve = recall_curve(fs_run.ranking, dataset.qrels, fs_cfg.depth,
+                         config.relevance_threshold, extra=config.depths)
     fs_result = StageResult(name=first_stage.name, kind=fs_cfg.kind, model=None,
                             evaluations={None: fs_eval},
-                            info={"depth": fs_cfg.depth, "params": first_stage.describe(),
+                            info={"depth": fs_cfg.depth,
                                   "latency_ms": measure_first_stage_latency(
                                       first_stage.query_searcher(dataset, fs_cfg.depth),
-                                      dataset, config.latency)})
+                                      dataset, config.latency),
+                                  "params": first_stage.describe(),
+                                  "recall_curve": {str(k): v for k, v in curve.items()}})
+    first_stage.close()
     log(f"first stage {first_stage.name}: " + _fmt(fs_eval.means))
+    log("first-stage recall curve (the reranking ceiling): "
+        + "  ".join(f"@{k}={v:.4f}" for k, v in curve.items()))
 
     result = ExperimentResult(config=config, dataset=dataset, first_stage=fs_result,
                               rerankers=[], runs_dir=runs_dir, reports_dir=reports_dir,
                               timings=timings, hardware=hardware)
     write_results(result)
+    write_recall_plot(curve, reports_dir / "first_stage_recall.png", depths=config.depths,
+                      title=f"{config.name}: first-stage recall ({first_stage.name}, "
+                            f"{dataset.id})")
 
     max_depth = max(config.depths)
     shortlist = fs_run.top(max_depth)
@@ -132,6 +145,7 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
         model_scores = score_shortlist(reranker, dataset, shortlist, cache=cache)
         elapsed = time.perf_counter() - t0
         info["scoring_s"] = elapsed
+        info["first_stage_recall_at_depth"] = {str(d): curve[d] for d in config.depths}
         info.update(audit_reranker(rr_cfg.name, fs_run.ranking, model_scores, dataset.qrels,
                                    config.depths, k=config.audit.k,
                                    relevance_threshold=config.relevance_threshold,
@@ -157,7 +171,8 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
         result.rerankers.append(stage)
         write_results(result)
         for depth in config.depths:
-            log(f"{rr_cfg.name} @{depth}: " + _fmt(evaluations[depth].means))
+            log(f"{rr_cfg.name} @{depth}: " + _fmt(evaluations[depth].means)
+                + f"  (first-stage recall@{depth}={curve[depth]:.4f})")
     if cache is not None:
         cache.close()
     report = write_report([results_dict(result)], reports_dir)

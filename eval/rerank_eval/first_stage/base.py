@@ -15,22 +15,30 @@ class FirstStage:
     """Retrieves up to ``depth`` candidates per query.
 
     Subclasses declare ``key`` (the config key), ``allowed`` (their parameter names with
-    defaults) and implement :meth:`retrieve`.
+    defaults) and implement :meth:`retrieve`. ``field`` is where the config names this stage
+    (a hybrid's components are ``first_stage.hybrid.of[i].<key>``), so errors point at the right
+    place. ``log`` receives progress lines (the pipeline sets it).
     """
 
     key: ClassVar[str]
     allowed: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, params: dict[str, Any] | None, *, base_dir: Path):
+    def __init__(self, params: dict[str, Any] | None, *, base_dir: Path,
+                 field: str | None = None):
+        self.field = field or f"first_stage.{self.key}"
+        if params is not None and not isinstance(params, dict):
+            raise InputError(f"{self.field}: expected a mapping of parameters, "
+                             f"got {type(params).__name__}")
         params = dict(params or {})
         unknown = sorted(set(params) - set(self.allowed))
         if unknown:
             raise InputError(
-                f"first_stage.{self.key}: unknown key {unknown[0]!r} "
+                f"{self.field}: unknown key {unknown[0]!r} "
                 f"(allowed: {', '.join(sorted(self.allowed)) or 'none'})"
             )
         self.params = {**self.allowed, **params}
         self.base_dir = base_dir
+        self.log: Callable[[str], None] = lambda _msg: None
 
     @property
     def name(self) -> str:
@@ -47,3 +55,6 @@ class FirstStage:
         index :meth:`retrieve` built; None when the stage cannot be timed per query (e.g. a
         precomputed run file)."""
         return None
+
+    def close(self) -> None:
+        """Free models and indexes."""

@@ -75,6 +75,9 @@ class BM25(FirstStage):
 
         return search
 
+    def close(self) -> None:
+        self._index = None
+
     def _stemmer(self):
         name = self.params["stemmer"]
         if not name:
@@ -84,6 +87,6 @@ class BM25(FirstStage):
         try:
             return Stemmer.Stemmer(str(name))
         except KeyError:
-            raise InputError(f"first_stage.bm25.stemmer: unknown stemmer {name!r} "
+            raise InputError(f"{self.field}.stemmer: unknown stemmer {name!r} "
                              f"(available: {', '.join(Stemmer.algorithms())})") from None
 

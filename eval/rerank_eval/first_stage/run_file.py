@@ -18,12 +18,12 @@ class RunFile(FirstStage):
     key = "run"
     allowed: dict[str, Any] = {"path": None}
 
-    def __init__(self, params: Any, *, base_dir: Path):
+    def __init__(self, params: Any, *, base_dir: Path, field: str | None = None):
         if isinstance(params, (str, os.PathLike)):
             params = {"path": str(params)}
-        super().__init__(params, base_dir=base_dir)
+        super().__init__(params, base_dir=base_dir, field=field)
         if not self.params["path"]:
-            raise InputError("first_stage.run: a run file path is required")
+            raise InputError(f"{self.field}: a run file path is required")
         path = Path(os.path.expanduser(str(self.params["path"])))
         self.path = path if path.is_absolute() else base_dir / path
 

@@ -84,6 +84,8 @@ def results_dict(result: ExperimentResult) -> dict[str, Any]:
             "queries_evaluated": fs_eval.queries,
             "queries_without_results": fs_eval.queries_without_results,
             "latency_ms": fs.info.get("latency_ms"),
+            # recall@k for k up to the depth: the ceiling of any reranker of the top-k
+            "recall_curve": fs.info.get("recall_curve"),
         },
         "rerankers": rerankers,
         "conventions": conventions(result),
