@@ -20,7 +20,10 @@ DATASET_SOURCES = ("beir", "irds", "trec", "bundled")
 TOP_LEVEL_KEYS = {
     "name", "dataset", "first_stage", "rerankers", "depths", "metrics",
     "relevance_threshold", "sanity_check", "audit", "latency", "recommendation", "cache",
+    "executor",
 }
+EXECUTOR_KINDS = ("local", "ray")
+RAY_KEYS = {"address", "num_cpus_per_worker", "num_gpus_per_worker", "workers"}
 
 
 @dataclass
@@ -89,6 +92,26 @@ class CacheConfig:
 
     enabled: bool = True
     path: Path | None = None
+class ExecutorConfig:
+    """Where pairs are scored: ``local`` (this process) or ``ray`` (an actor pool).
+
+    ``address``: ``local`` starts a Ray instance on this machine, ``auto`` joins the running
+    cluster, ``ray://host:port`` connects a client. ``workers: None`` means as many actors as the
+    cluster's CPUs (or GPUs, when ``num_gpus_per_worker`` > 0) allow.
+    """
+
+    kind: str = "local"
+    address: str = "local"
+    num_cpus_per_worker: float = 1
+    num_gpus_per_worker: float = 0
+    workers: int | None = None
+
+    def resolved(self) -> Any:
+        if self.kind == "local":
+            return "local"
+        return {"ray": {"address": self.address, "num_cpus_per_worker": self.num_cpus_per_worker,
+                        "num_gpus_per_worker": self.num_gpus_per_worker,
+                        "workers": self.workers}}
 
 
 @dataclass
@@ -105,6 +128,7 @@ class ExperimentConfig:
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     recommendation: RecommendationConfig = field(default_factory=RecommendationConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     base_dir: Path = field(default_factory=Path.cwd)
     source_path: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
@@ -132,6 +156,7 @@ class ExperimentConfig:
             "recommendation": vars(self.recommendation),
             "cache": {"enabled": self.cache.enabled,
                       "path": None if self.cache.path is None else str(self.cache.path)},
+            "executor": self.executor.resolved(),
         }
 
 
@@ -318,6 +343,42 @@ def _parse_audit(raw: Any) -> AuditConfig:
     return AuditConfig(k=_int(raw.get("k", 10), "audit.k", 1))
 
 
+def _number(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        _fail(f"{field}: expected a number >= 0, got {value!r}")
+    return value
+
+
+def _parse_executor(raw: Any) -> ExecutorConfig:
+    """``local`` (default), ``ray``, or ``{ray: {address, num_cpus_per_worker, ...}}``."""
+    if raw is None or raw == "local" or raw == {"local": None}:
+        return ExecutorConfig()
+    if raw == "ray":
+        raw = {"ray": {}}
+    if isinstance(raw, str):
+        _fail(f"executor: unknown executor {raw!r} (use {' or '.join(EXECUTOR_KINDS)})")
+    raw = _mapping(raw, "executor")
+    _check_keys(raw, set(EXECUTOR_KINDS), "executor")
+    if len(raw) != 1:
+        _fail(f"executor: give exactly one of {', '.join(EXECUTOR_KINDS)}")
+    if "local" in raw:
+        _fail("executor.local: takes no options (write executor: local)")
+    opts = _mapping(raw["ray"] if raw["ray"] is not None else {}, "executor.ray")
+    _check_keys(opts, RAY_KEYS, "executor.ray")
+    address = opts.get("address", "local")
+    if not isinstance(address, str) or not address.strip():
+        _fail("executor.ray.address: expected local, auto, ray://host:port or host:port")
+    cpus = _number(opts.get("num_cpus_per_worker", 1), "executor.ray.num_cpus_per_worker")
+    gpus = _number(opts.get("num_gpus_per_worker", 0), "executor.ray.num_gpus_per_worker")
+    if cpus == 0 and gpus == 0:
+        _fail("executor.ray: a worker needs num_cpus_per_worker or num_gpus_per_worker > 0")
+    workers = opts.get("workers")
+    if workers is not None:
+        workers = _int(workers, "executor.ray.workers", 1)
+    return ExecutorConfig(kind="ray", address=address, num_cpus_per_worker=cpus,
+                          num_gpus_per_worker=gpus, workers=workers)
+
+
 def parse_config(raw: Any, *, base_dir: Path, source_path: Path | None = None) -> ExperimentConfig:
     """Validate a config mapping. Relative paths in it resolve against ``base_dir``."""
     raw = _mapping(raw, "config")
@@ -351,11 +412,12 @@ def parse_config(raw: Any, *, base_dir: Path, source_path: Path | None = None) -
     latency = _parse_latency(raw.get("latency"))
     recommendation = _parse_recommendation(raw.get("recommendation"), metrics)
     cache = _parse_cache(raw.get("cache"), base_dir)
+    executor = _parse_executor(raw.get("executor"))
     return ExperimentConfig(
         name=name, dataset=dataset, first_stage=first_stage, rerankers=rerankers,
         depths=depths, metrics=metrics, relevance_threshold=threshold, sanity_check=sanity,
         audit=audit, latency=latency, recommendation=recommendation, cache=cache,
-        base_dir=base_dir, source_path=source_path, raw=raw,
+        executor=executor, base_dir=base_dir, source_path=source_path, raw=raw,
     )
 
 

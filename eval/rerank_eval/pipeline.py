@@ -24,7 +24,8 @@ from rerank_eval.rerankers import build_reranker
 from rerank_eval.rerankers.sanity import run_sanity_probes
 from rerank_eval.runs import Run, write_trec_run
 from rerank_eval.scoring.cache import open_cache
-from rerank_eval.scoring.shortlist import rerank_at_depth, score_shortlist
+from rerank_eval.scoring.executors import make_executor
+from rerank_eval.scoring.shortlist import rerank_at_depth
 
 Log = Callable[[str], None]
 
@@ -86,6 +87,9 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
     # lazily, on first use).
     rerankers = [build_reranker(r.name, r.kind, r.params, base_dir=config.base_dir)
                  for r in config.rerankers]
+    # So is the executor (``executor: ray`` without Ray installed fails here). A failed score()
+    # releases its workers itself; Ray stops any others when this process exits.
+    executor = make_executor(config.executor, log=log)
 
     t0 = time.perf_counter()
     dataset = prepare_dataset(config)
@@ -142,10 +146,11 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
                     "index, pair order and score sign (or the model is untrained)")
         info["description"] = reranker.describe()  # loads the model before the clock starts
         t0 = time.perf_counter()
-        model_scores = score_shortlist(reranker, dataset, shortlist, cache=cache)
+        model_scores = executor.score(reranker, dataset, shortlist, cache=cache)
         elapsed = time.perf_counter() - t0
         info["scoring_s"] = elapsed
         info["first_stage_recall_at_depth"] = {str(d): curve[d] for d in config.depths}
+        info["executor"] = executor.run_info
         info.update(audit_reranker(rr_cfg.name, fs_run.ranking, model_scores, dataset.qrels,
                                    config.depths, k=config.audit.k,
                                    relevance_threshold=config.relevance_threshold,
@@ -177,6 +182,7 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
         cache.close()
     report = write_report([results_dict(result)], reports_dir)
     log(f"report: {report}")
+    executor.close()
     return result
 
 

@@ -16,6 +16,8 @@ from rerank_eval.runs import Run, order_by_score
 from rerank_eval.scoring.cache import CachedScore, ScoreCache, fingerprint_hash, text_sha
 
 ProgressFn = Callable[[int, int], None]
+Key = tuple[str, str]  # (query id, doc id)
+PAIRS_PER_CHUNK = 1024
 
 
 def score_shortlist(
@@ -23,7 +25,7 @@ def score_shortlist(
     dataset: Dataset,
     shortlist: Run,
     *,
-    pairs_per_chunk: int = 1024,
+    pairs_per_chunk: int = PAIRS_PER_CHUNK,
     progress: ProgressFn | None = None,
     cache: ScoreCache | None = None,
 ) -> dict[str, dict[str, float]]:
@@ -84,6 +86,27 @@ def _chunks(query_ids: Sequence[str], shortlist: Run, target: int) -> list[list[
         chunks[-1].append(q)
         size += len(shortlist.ranking[q])
     return [c for c in chunks if c]
+
+
+def plan_chunks(shortlist: Run, pairs_per_chunk: int = PAIRS_PER_CHUNK) -> list[list[Key]]:
+    """The (query, doc) keys of the shortlist in the chunks score_shortlist scores. Every
+    executor scores exactly these chunks, so a chunk's batches (and therefore its scores, to
+    the bit) do not depend on where it runs."""
+    query_ids = sorted(q for q, docs in shortlist.ranking.items() if docs)
+    return [[(q, d) for q in chunk for d in shortlist.ranking[q]]
+            for chunk in _chunks(query_ids, shortlist, pairs_per_chunk)]
+
+
+def chunk_pairs(dataset: Dataset, keys: Sequence[Key]) -> list[tuple[str, str]]:
+    """The (query text, passage text) pairs of a chunk's keys."""
+    return [(dataset.queries[q], dataset.corpus[d]) for q, d in keys]
+
+
+def merge_chunk(scores: dict[str, dict[str, float]], keys: Sequence[Key],
+                values: Sequence[float]) -> None:
+    """Write one chunk's scores into the per-query score map (-0.0 as 0.0, like the cache)."""
+    for (q, d), v in zip(keys, values):
+        scores.setdefault(q, {})[d] = float(v) + 0.0
 
 
 def _doc_sha(dataset: Dataset, doc_id: str, memo: dict[str, bytes]) -> bytes:

@@ -1,0 +1,264 @@
+"""Scoring on Ray: a pool of actors, each building the reranker once, scoring query chunks.
+
+The driver plans the same chunks the local executor scores (``plan_chunks``), sends each
+chunk's texts to an actor (two in flight per actor, so a worker never waits for its next
+chunk), and merges the answers in chunk order: results are independent of which worker scored
+what and of the order answers arrive. When an actor dies (pre-empted node, OOM, ``ray.kill``)
+its chunks in flight go back to the queue and a fresh actor takes its slot, so a lost worker
+costs only its chunks in flight. A chunk that fails ``max_attempts`` times stops the run.
+
+This module imports Ray; ``executors.make_executor`` only loads it when the config asks for it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+import rerank_eval
+from rerank_eval.config import ExecutorConfig
+from rerank_eval.datasets import Dataset
+from rerank_eval.errors import InputError
+from rerank_eval.rerankers.base import Reranker
+from rerank_eval.runs import Run
+from rerank_eval.scoring.cache import ScoreCache
+from rerank_eval.scoring.executors import Executor
+from rerank_eval.scoring.shortlist import (
+    PAIRS_PER_CHUNK,
+    Key,
+    ProgressFn,
+    chunk_pairs,
+    merge_chunk,
+    plan_chunks,
+)
+
+PACKAGE_DIR = str(Path(rerank_eval.__file__).resolve().parent)
+IN_FLIGHT_PER_WORKER = 2
+MAX_ATTEMPTS = 3
+
+
+class ScoringWorker:
+    """One Ray actor: builds the reranker from its config once, then scores chunks."""
+
+    def __init__(self, name: str, kind: str, params: dict[str, Any], base_dir: str):
+        from rerank_eval.rerankers import build_reranker
+
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        self.reranker = build_reranker(name, kind, params, base_dir=Path(base_dir))
+        self.host = socket.gethostname()
+        # Load the model now, so ready() means "can score" and load errors surface here.
+        self.reranker.describe()
+
+    def ready(self) -> str:
+        return self.host
+
+    def score(self, pairs: list[tuple[str, str]]) -> tuple[np.ndarray, int, float, str]:
+        """Scores in input order, pairs truncated, seconds spent, and this worker's host."""
+        t0 = time.perf_counter()
+        before = self.reranker.stats.pairs_truncated
+        values = np.asarray(self.reranker.score(pairs), dtype=np.float64)
+        truncated = self.reranker.stats.pairs_truncated - before
+        return values, truncated, time.perf_counter() - t0, self.host
+
+
+class RayExecutor(Executor):
+    """Scores shortlists on a pool of Ray actors (see the module docstring)."""
+
+    kind = "ray"
+
+    def __init__(self, config: ExecutorConfig, *, log=print, max_attempts: int = MAX_ATTEMPTS,
+                 pairs_per_chunk: int = PAIRS_PER_CHUNK):
+        super().__init__(pairs_per_chunk=pairs_per_chunk)
+        self.config = config
+        self.log = log
+        self.max_attempts = max_attempts
+        self.actors: list[Any] = []  # live actor handles, one per slot (tests kill them)
+        self._pool_key: tuple | None = None  # the reranker the pool was built for
+        self._ready: list[bool] = []  # per slot: its actor has loaded the model
+        self._starting: dict[Any, tuple[int, Any]] = {}  # ready() ref -> (slot, actor)
+        self._owns_ray = False
+        self._actor_env: dict[str, Any] | None = None
+        if not ray.is_initialized():
+            self._connect()
+        else:
+            # Ray started by the caller (a notebook, the tests): on this machine, point the
+            # workers at the driver's copy of the package. On a cluster, pass
+            # runtime_env={"py_modules": [...]} to ray.init or install rerank-eval on the nodes.
+            path = os.pathsep.join(p for p in (str(Path(PACKAGE_DIR).parent),
+                                               os.environ.get("PYTHONPATH")) if p)
+            self._actor_env = {"env_vars": {"PYTHONPATH": path}}
+
+    def _connect(self) -> None:
+        address = self.config.address
+        try:
+            # Workers import the driver's copy of this package (shipped through Ray's object
+            # store), not whatever version a worker machine has installed, or none.
+            ray.init(address=None if address == "local" else address,
+                     runtime_env={"py_modules": [PACKAGE_DIR]}, include_dashboard=False,
+                     configure_logging=False, log_to_driver=False)
+        except (ConnectionError, ValueError, RuntimeError) as e:
+            reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+            raise InputError(f"executor.ray.address: cannot start or reach Ray at "
+                             f"{address!r}: {reason}") from None
+        self._owns_ray = True
+
+    def _pool_size(self, chunks: int) -> int:
+        if self.config.workers is not None:
+            wanted = self.config.workers
+        else:
+            resources = ray.cluster_resources()
+            if self.config.num_gpus_per_worker > 0:
+                wanted = int(resources.get("GPU", 0) // self.config.num_gpus_per_worker)
+            else:
+                wanted = int(resources.get("CPU", 1) // self.config.num_cpus_per_worker)
+        return max(1, min(wanted, chunks))
+
+    def _new_actor(self, reranker: Reranker):
+        cls = ray.remote(ScoringWorker).options(
+            num_cpus=self.config.num_cpus_per_worker, num_gpus=self.config.num_gpus_per_worker,
+            max_restarts=0, max_task_retries=0, runtime_env=self._actor_env)
+        return cls.remote(reranker.name, reranker.kind, dict(reranker.params),
+                          str(reranker.base_dir))
+
+    def score(self, reranker: Reranker, dataset: Dataset, shortlist: Run, *,
+              progress: ProgressFn | None = None,
+              cache: ScoreCache | None = None) -> dict[str, dict[str, float]]:
+        if cache is not None:  # not wired yet: say so rather than pretend
+            self.log("executor.ray: the score cache is not consulted on Ray yet; every pair "
+                     "is scored and nothing is written to the cache")
+        chunks = plan_chunks(shortlist, self.pairs_per_chunk)
+        scores: dict[str, dict[str, float]] = {q: {} for q in shortlist.ranking}
+        n_workers = self._pool_size(len(chunks))
+        self.run_info = {"kind": self.kind, "address": self.config.address,
+                         "workers": n_workers if chunks else 0, "retried_chunks": 0,
+                         "replaced_workers": 0, "per_worker": []}
+        if not chunks:
+            return scores
+        try:
+            results, per_worker = self._score_chunks(reranker, dataset, chunks, n_workers,
+                                                     progress)
+        except BaseException:
+            self._release()  # a failed run leaves no workers behind
+            raise
+        for keys, (values, truncated) in zip(chunks, results):
+            merge_chunk(scores, keys, values)
+            reranker.stats.pairs_scored += len(keys)
+            reranker.stats.pairs_truncated += truncated
+        for stats in per_worker:
+            stats["pairs_per_s"] = stats["pairs"] / stats["busy_s"] if stats["busy_s"] else None
+        self.run_info["per_worker"] = per_worker
+        return scores
+
+    def _score_chunks(self, reranker: Reranker, dataset: Dataset, chunks: list[list[Key]],
+                      n_workers: int, progress: ProgressFn | None):
+        """Each chunk's (scores, truncated) in chunk order, and per-worker throughput.
+
+        Chunks go only to workers that have started (loaded the model); a worker the cluster
+        cannot place yet (autoscaling, busy GPUs) joins when it starts.
+        """
+        self._ensure_pool(reranker, n_workers)
+        per_worker = [{"worker": i, "host": None, "chunks": 0, "pairs": 0, "busy_s": 0.0}
+                      for i in range(n_workers)]
+        results: list[Any] = [None] * len(chunks)
+        queue = deque(range(len(chunks)))
+        attempts = [0] * len(chunks)
+        in_flight: dict[Any, tuple[int, int, Any]] = {}  # ref -> (chunk, slot, actor)
+        load = [0] * n_workers
+        total, done, worker_failures = sum(len(c) for c in chunks), 0, 0
+        while queue or in_flight:
+            for slot in range(n_workers):
+                while queue and self._ready[slot] and load[slot] < IN_FLIGHT_PER_WORKER:
+                    i = queue.popleft()
+                    attempts[i] += 1
+                    actor = self.actors[slot]
+                    in_flight[actor.score.remote(chunk_pairs(dataset, chunks[i]))] = (
+                        i, slot, actor)
+                    load[slot] += 1
+            ready, _ = ray.wait(list(in_flight) + list(self._starting), num_returns=1)
+            ref = ready[0]
+            if ref in self._starting:  # a worker finished loading its model, or died doing so
+                slot, actor = self._starting.pop(ref)
+                try:
+                    ray.get(ref)
+                    self._ready[slot] = self.actors[slot] is actor
+                except RayActorError as e:
+                    worker_failures += 1
+                    if worker_failures >= self.max_attempts * n_workers:
+                        raise RuntimeError(f"executor.ray: workers keep failing to start; "
+                                           f"last error: {e}") from e
+                    self._lost_worker(slot, actor, reranker)
+                continue
+            i, slot, actor = in_flight.pop(ref)
+            load[slot] -= 1
+            try:
+                values, truncated, busy_s, host = ray.get(ref)
+            except RayTaskError as e:  # the reranker raised: a real error, not a lost worker
+                cause = getattr(e, "cause", None)
+                if isinstance(cause, InputError):
+                    raise InputError(str(cause)) from None
+                raise
+            except RayActorError as e:  # the worker died: its chunk goes back to the queue
+                self._lost_worker(slot, actor, reranker)
+                if attempts[i] >= self.max_attempts:
+                    raise RuntimeError(f"executor.ray: chunk {i} failed on {attempts[i]} "
+                                       f"workers; last error: {e}") from e
+                self.run_info["retried_chunks"] += 1
+                queue.appendleft(i)
+                continue
+            results[i] = (values, truncated)
+            stats = per_worker[slot]
+            stats.update(host=host, chunks=stats["chunks"] + 1,
+                         pairs=stats["pairs"] + len(chunks[i]), busy_s=stats["busy_s"] + busy_s)
+            done += len(chunks[i])
+            if progress is not None:
+                progress(done, total)
+        return results, per_worker
+
+    def _start(self, slot: int, reranker: Reranker) -> None:
+        """A fresh actor in ``slot``; it takes chunks once it reports ready."""
+        actor = self._new_actor(reranker)
+        self.actors[slot] = actor
+        self._ready[slot] = False
+        self._starting[actor.ready.remote()] = (slot, actor)
+
+    def _lost_worker(self, slot: int, actor: Any, reranker: Reranker) -> None:
+        """Replace a dead actor once (its other chunks in flight fail against the old handle)."""
+        if self.actors[slot] is not actor:
+            return
+        ray.kill(actor, no_restart=True)
+        self._start(slot, reranker)
+        self.run_info["replaced_workers"] += 1
+        self.log(f"executor.ray: worker {slot} lost; its chunks go to other workers")
+
+    def _ensure_pool(self, reranker: Reranker, n_workers: int) -> None:
+        """Reuse the pool when the same reranker scores again (another dataset of a sweep);
+        otherwise start ``n_workers`` fresh actors, each loading the model once."""
+        key = (reranker.name, reranker.kind, repr(sorted(reranker.params.items())),
+               str(reranker.base_dir), n_workers)
+        if key != self._pool_key:
+            self._release()
+            self.actors = [None] * n_workers
+            self._ready = [False] * n_workers
+            for slot in range(n_workers):
+                self._start(slot, reranker)
+            self._pool_key = key
+
+    def _release(self) -> None:
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+        self.actors, self._ready, self._starting = [], [], {}
+        self._pool_key = None
+
+    def close(self) -> None:
+        self._release()
+        if self._owns_ray:
+            ray.shutdown()
+            self._owns_ray = False

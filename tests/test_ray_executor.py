@@ -1,0 +1,125 @@
+"""Scoring on a real local Ray instance gives the local executor's results, to the bit, even
+when a worker is killed mid-run. Skipped when Ray is not installed (pip install 'rerank-eval[ray]').
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from rerank_eval.config import ExecutorConfig, parse_config
+from rerank_eval.datasets import load_dataset
+from rerank_eval.first_stage import FIRST_STAGES
+from rerank_eval.pipeline import run_experiment
+from rerank_eval.rerankers import build_reranker
+from rerank_eval.scoring.executors import LocalExecutor
+
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'rerank-eval[ray]')")
+
+from rerank_eval.scoring.ray_executor import RayExecutor  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A real Ray instance on this machine (2 CPUs), shared by this module's tests."""
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def scifact_shortlist(scifact_dir):
+    """10 SciFact test queries, BM25 top-10: 100 pairs."""
+    dataset = load_dataset("beir", str(scifact_dir), split="test", base_dir=Path.cwd())
+    dataset = dataset.sample_queries(10, 0)
+    run = FIRST_STAGES["bm25"]({}, base_dir=Path.cwd()).retrieve(dataset, 10)
+    return dataset, run
+
+
+@pytest.fixture(scope="module")
+def ray_executor(local_ray):
+    """Two workers on half a CPU each, one query per chunk (10 chunks); the pool is reused
+    across tests and leaves a CPU for the pipeline test's worker."""
+    executor = RayExecutor(ExecutorConfig(kind="ray", workers=2, num_cpus_per_worker=0.5),
+                           pairs_per_chunk=1)
+    yield executor
+    executor.close()
+
+
+def _reranker(model: Path):
+    return build_reranker("ce", "cross-encoder", {"model": str(model), "max_length": 128},
+                          base_dir=Path.cwd())
+
+
+@pytest.fixture(scope="module")
+def local_scores(scifact_shortlist, scifact_ce):
+    """What the local executor gives on the same chunks: the reference."""
+    dataset, run = scifact_shortlist
+    reranker = _reranker(scifact_ce)
+    return LocalExecutor(pairs_per_chunk=1).score(reranker, dataset, run), reranker.stats
+
+
+def test_ray_scores_equal_local_scores_on_scifact(ray_executor, scifact_shortlist, scifact_ce,
+                                                  local_scores):
+    dataset, run = scifact_shortlist
+    expected, local_stats = local_scores
+    reranker = _reranker(scifact_ce)
+    executor = ray_executor
+    scores = executor.score(reranker, dataset, run)
+
+    assert scores == expected  # every score, bit for bit, and the same key order
+    assert [list(s) for s in scores.values()] == [list(s) for s in expected.values()]
+    assert reranker.stats.pairs_scored == local_stats.pairs_scored == 100
+    assert reranker.stats.pairs_truncated == local_stats.pairs_truncated
+    info = executor.run_info
+    assert info["workers"] == 2 and info["retried_chunks"] == 0
+    assert sum(w["pairs"] for w in info["per_worker"]) == 100
+    assert all(w["chunks"] > 0 for w in info["per_worker"])  # both workers took chunks
+
+
+def test_killing_a_worker_mid_run_still_gives_identical_scores(ray_executor, scifact_shortlist,
+                                                               scifact_ce, local_scores):
+    dataset, run = scifact_shortlist
+    expected, _ = local_scores
+    executor = ray_executor
+    killed = []
+
+    def kill_first_worker(done: int, total: int) -> None:
+        if not killed:  # after the first chunk lands, while others are in flight
+            killed.append(executor.actors[0])
+            ray.kill(executor.actors[0], no_restart=True)
+
+    reranker = _reranker(scifact_ce)
+    scores = executor.score(reranker, dataset, run, progress=kill_first_worker)
+
+    assert killed and scores == expected
+    assert executor.run_info["replaced_workers"] >= 1
+    assert executor.run_info["retried_chunks"] >= 1  # the dead worker's chunks were rescored
+    assert reranker.stats.pairs_scored == 100  # each pair counted once, retries or not
+    assert killed[0] not in executor.actors and len(executor.actors) == 2  # a fresh worker
+
+
+def test_pipeline_with_executor_ray_reports_local_metrics(local_ray, tiny_cross_encoder,
+                                                         tmp_path):
+    def run_with(executor, out):
+        raw = {"name": "ray-vs-local", "dataset": {"bundled": "quickstart"},
+               "first_stage": {"bm25": {}, "depth": 10}, "depths": [5, 10],
+               "rerankers": [{"name": "tiny", "kind": "cross-encoder",
+                              "model": str(tiny_cross_encoder)}],
+               "executor": executor, "sanity_check": False}
+        config = parse_config(raw, base_dir=Path.cwd())
+        run_experiment(config, out_dir=out, log=lambda _: None)
+        return json.loads((out / "results.json").read_text()), out
+
+    local, local_out = run_with("local", tmp_path / "local")
+    remote, remote_out = run_with({"ray": {"workers": 1}}, tmp_path / "ray")
+
+    assert remote["rerankers"][0]["metrics"] == local["rerankers"][0]["metrics"]
+    assert ((remote_out / "runs" / "tiny.scores.tsv").read_text()
+            == (local_out / "runs" / "tiny.scores.tsv").read_text())
+    assert remote["rerankers"][0]["executor"]["kind"] == "ray"
+    assert remote["config"]["executor"]["ray"]["workers"] == 1
+    assert local["rerankers"][0]["executor"] == {"kind": "local"}
