@@ -43,6 +43,7 @@ from rerank_eval.scoring.shortlist import (
 PACKAGE_DIR = str(Path(rerank_eval.__file__).resolve().parent)
 IN_FLIGHT_PER_WORKER = 2
 MAX_ATTEMPTS = 3
+WAIT_NOTICE_S = 120.0  # say so when no worker can start (too few CPUs/GPUs)
 
 
 class ScoringWorker:
@@ -182,7 +183,15 @@ class RayExecutor(Executor):
                     in_flight[actor.score.remote(chunk_pairs(dataset, chunks[i]))] = (
                         i, slot, actor)
                     load[slot] += 1
-            ready, _ = ray.wait(list(in_flight) + list(self._starting), num_returns=1)
+            ready, _ = ray.wait(list(in_flight) + list(self._starting), num_returns=1,
+                                timeout=WAIT_NOTICE_S)
+            if not ready:
+                if not any(self._ready):
+                    self.log(f"executor.ray: no worker has started after {WAIT_NOTICE_S:.0f} s "
+                             f"({n_workers} asked, each {self.config.num_cpus_per_worker} CPU, "
+                             f"{self.config.num_gpus_per_worker} GPU); cluster has "
+                             f"{ray.available_resources()}")
+                continue
             ref = ready[0]
             if ref in self._starting:  # a worker finished loading its model, or died doing so
                 slot, actor = self._starting.pop(ref)
