@@ -343,12 +343,6 @@ def _parse_audit(raw: Any) -> AuditConfig:
     return AuditConfig(k=_int(raw.get("k", 10), "audit.k", 1))
 
 
-def _number(value: Any, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        _fail(f"{field}: expected a number >= 0, got {value!r}")
-    return value
-
-
 def _parse_executor(raw: Any) -> ExecutorConfig:
     """``local`` (default), ``ray``, or ``{ray: {address, num_cpus_per_worker, ...}}``."""
     if raw is None or raw == "local" or raw == {"local": None}:
@@ -368,8 +362,8 @@ def _parse_executor(raw: Any) -> ExecutorConfig:
     address = opts.get("address", "local")
     if not isinstance(address, str) or not address.strip():
         _fail("executor.ray.address: expected local, auto, ray://host:port or host:port")
-    cpus = _number(opts.get("num_cpus_per_worker", 1), "executor.ray.num_cpus_per_worker")
-    gpus = _number(opts.get("num_gpus_per_worker", 0), "executor.ray.num_gpus_per_worker")
+    cpus = _number(opts.get("num_cpus_per_worker", 1), "executor.ray.num_cpus_per_worker", 0)
+    gpus = _number(opts.get("num_gpus_per_worker", 0), "executor.ray.num_gpus_per_worker", 0)
     if cpus == 0 and gpus == 0:
         _fail("executor.ray: a worker needs num_cpus_per_worker or num_gpus_per_worker > 0")
     workers = opts.get("workers")
