@@ -50,7 +50,7 @@ def main() -> None:
     # Both Ray setups keep their pools between rounds (4 logical CPUs); only one setup scores
     # at a time, so each still has the machine's cores to itself.
     ray.init(num_cpus=4, include_dashboard=False, configure_logging=False, log_to_driver=False)
-    print(f"ray.init: {time.perf_counter() - t0:.1f} s")
+    print(f"ray.init: {time.perf_counter() - t0:.1f} s", flush=True)
     setups = {
         "local (1 process, torch threads = all cores)": LocalExecutor(pairs_per_chunk=160),
         "ray 1 worker x 2 CPUs": RayExecutor(ExecutorConfig(kind="ray", workers=1,
@@ -77,6 +77,7 @@ def main() -> None:
                 cold[name] = wall
             else:
                 walls[name].append(wall)
+            print(f"  round {r} {name}: {wall:.1f} s", flush=True)
             if r == args.rounds and ex.run_info.get("per_worker"):
                 rates = [f"{w['pairs_per_s']:.0f}" for w in ex.run_info["per_worker"]]
                 print(f"  {name}: per-worker pairs/s (busy time) {', '.join(rates)}")
