@@ -92,6 +92,9 @@ class CacheConfig:
 
     enabled: bool = True
     path: Path | None = None
+
+
+@dataclass
 class ExecutorConfig:
     """Where pairs are scored: ``local`` (this process) or ``ray`` (an actor pool).
 
