@@ -22,6 +22,24 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 
+# Fields that measure this run on this machine (time, load, hardware) rather than describe its
+# results: the same config twice agrees on everything else, byte for byte.
+MEASUREMENT_KEYS = frozenset({
+    "timings_s", "hardware", "latency_ms", "throughput", "executor",
+    "request_latency_ms", "request_latency_summary_ms", "reasoning",
+})
+
+
+def strip_measurements(value: Any) -> Any:
+    """``value`` (a results.json tree) without measurement fields: MEASUREMENT_KEYS and every
+    key ending in ``_s`` (seconds)."""
+    if isinstance(value, dict):
+        return {k: strip_measurements(v) for k, v in value.items()
+                if k not in MEASUREMENT_KEYS and not k.endswith("_s")}
+    if isinstance(value, list):
+        return [strip_measurements(v) for v in value]
+    return value
+
 
 def conventions(result: ExperimentResult) -> dict[str, Any]:
     cfg = result.config
