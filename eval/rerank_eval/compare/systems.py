@@ -9,7 +9,6 @@ at every depth.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rerank_eval.errors import InputError
+from rerank_eval.reports.results import read_results_json
 
 PerQuery = dict[str, float]  # query id -> value
 PER_QUERY_COLUMNS = ("system", "stage", "depth", "query_id", "metric", "value")
@@ -78,20 +78,6 @@ def load_results(path: Path) -> tuple[dict[str, Any], list[System]]:
         raise InputError("no rows", path=per_query)
     ordered = sorted(systems.values(), key=lambda s: (s.stage != "first_stage",))
     return results, ordered
-
-
-def read_results_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise InputError("results file not found", path=path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise InputError(f"invalid JSON ({e.msg})", path=path, line=e.lineno) from None
-    except UnicodeDecodeError:
-        raise InputError("not valid UTF-8", path=path) from None
-    if not isinstance(data, dict) or "rerankers" not in data or "first_stage" not in data:
-        raise InputError("not a rerank-eval results.json (no first_stage/rerankers)", path=path)
-    return data
 
 
 def _csv_rows(path: Path):

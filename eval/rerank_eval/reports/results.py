@@ -14,6 +14,7 @@ from rerank_eval.benchmark.hardware import ID_RULE
 from rerank_eval.benchmark.latency import FIRST_STAGE_RULE, LATENCY_RULE, THROUGHPUT_RULE
 from rerank_eval.benchmark.recommend import RECOMMENDATION_RULE
 from rerank_eval.datasets import DOC_TEXT_RULE
+from rerank_eval.errors import InputError
 from rerank_eval.metrics.evaluate import CONVENTIONS
 from rerank_eval.runs import SAVED_SCORE_RULE, TIE_RULE
 
@@ -39,6 +40,23 @@ def strip_measurements(value: Any) -> Any:
     if isinstance(value, list):
         return [strip_measurements(v) for v in value]
     return value
+
+
+def read_results_json(path: Path) -> dict[str, Any]:
+    """Load a results.json written by ``rerank-eval run``; bad files are a one-line error."""
+    if not path.is_file():
+        raise InputError("results file not found", path=path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise InputError(f"invalid JSON ({e.msg})", path=path, line=e.lineno) from None
+    except UnicodeDecodeError:
+        raise InputError("not valid UTF-8", path=path) from None
+    required = {"schema_version", "first_stage", "rerankers"}
+    if not isinstance(data, dict) or not required <= set(data):
+        raise InputError("not a rerank-eval results.json (no schema_version/first_stage/"
+                         "rerankers)", path=path)
+    return data
 
 
 def conventions(result: ExperimentResult) -> dict[str, Any]:

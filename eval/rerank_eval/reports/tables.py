@@ -3,7 +3,6 @@ machines can be merged. Column names carry units and conventions."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from rerank_eval.errors import InputError
+from rerank_eval.reports.results import read_results_json
 
 Results = dict[str, Any]
 
@@ -22,15 +22,7 @@ def load_results(paths: Sequence[str | Path]) -> list[Results]:
         path = Path(p)
         if path.is_dir():
             path = path / "results.json"
-        if not path.is_file():
-            raise InputError("results file not found", path=path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise InputError(f"invalid JSON: {e.msg}", path=path, line=e.lineno) from None
-        if not isinstance(data, dict) or "schema_version" not in data or "rerankers" not in data:
-            raise InputError("not a rerank-eval results.json (no schema_version/rerankers)",
-                             path=path)
+        data = read_results_json(path)
         data["_source"] = str(path)
         out.append(data)
     if not out:
