@@ -141,9 +141,9 @@ class Ceiling:
     def __call__(self) -> np.ndarray:
         s = self.scorer
         outs = []
-        autocast = self.dtype != torch.float32
+        # The engine's own precision path: autocast over fp32 weights, or cast weights.
         with torch.inference_mode(), torch.autocast(s.device.type, dtype=self.dtype,
-                                                    enabled=autocast):
+                                                    enabled=s.autocast):
             for batch in self.batches:
                 outs.append(s.head(s.model(**batch).logits).float())
         flat = torch.cat(outs).cpu().numpy()

@@ -153,7 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Tokenize on every core (Rust threads; the GIL is released): on a GPU, tokenization is
+    # what feeds the model. Set explicitly so a later fork (Ray start-up, subprocesses) does
+    # not print the tokenizers library's fork warning; no child of ours tokenizes.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

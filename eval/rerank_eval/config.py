@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from rerank_eval.errors import InputError
 from rerank_eval.metrics import MetricSpec, parse_metric, parse_metrics
+from rerank_eval.yaml_file import read_yaml
 
 DATASET_SOURCES = ("beir", "irds", "trec", "bundled")
 TOP_LEVEL_KEYS = {
@@ -421,21 +420,7 @@ def parse_config(raw: Any, *, base_dir: Path, source_path: Path | None = None) -
 def load_config(path: str | Path) -> ExperimentConfig:
     """Read and validate a YAML config; errors name the file and the field or line."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError("config file not found", path=path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(e, "problem", None) or "invalid YAML"
-        raise InputError(f"invalid YAML: {problem}", path=path, line=line) from None
-    except UnicodeDecodeError:
-        raise InputError("not valid UTF-8", path=path) from None
-    except (ValueError, TypeError, OverflowError, RecursionError) as e:
-        # PyYAML's constructors raise these for e.g. an impossible date (2001-13-01).
-        raise InputError(f"invalid YAML value ({type(e).__name__}: {e})"[:200],
-                         path=path) from None
+    raw = read_yaml(path, "config")
     try:
         return parse_config(raw, base_dir=path.resolve().parent, source_path=path)
     except InputError as e:

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from rerank_eval.compare import stats
 from rerank_eval.compare.systems import System, load_results
 from rerank_eval.errors import InputError
+from rerank_eval.yaml_file import read_yaml
 
 PASS, FAIL, NOT_APPLICABLE = "pass", "fail", "not applicable"
 TOLERANCE = 1e-12
@@ -243,14 +243,7 @@ def load_rules(path: str | Path) -> tuple[list[Rule], str]:
     from rerank_eval.metrics import parse_metric
 
     path = Path(path)
-    if not path.is_file():
-        raise InputError("rules file not found", path=path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise InputError(f"invalid YAML: {getattr(e, 'problem', None) or e}", path=path,
-                         line=mark.line + 1 if mark else None) from None
+    raw = read_yaml(path, "rules")
     if not isinstance(raw, dict):
         raise InputError("expected a mapping with a 'rules' list", path=path)
     unknown = sorted(set(raw) - {"rules", "reranker", "depth", "alpha", "test"})

@@ -8,7 +8,8 @@ Why it is shaped this way (CPU and GPU alike, compute dominates):
   the GIL, so on a GPU tokenization hides behind compute.
 - Batches are capped both by pairs (``batch_size``) and by tokens (``max_tokens_per_batch``), so a
   batch of long passages never needs more memory than a batch of short ones.
-- Forward passes run under ``torch.inference_mode``, optionally under autocast (bf16/fp16), and
+- Forward passes run under ``torch.inference_mode``; half precision is autocast over fp32
+  weights on a CPU (bf16 where native) and cast weights on a GPU (see ``CrossEncoder._load``);
   optionally through ``torch.compile(dynamic=True)``. On CUDA, batches are built in pinned
   memory and copied without blocking; scores stay on the device until the end. A CUDA
   out-of-memory error halves the batch and continues.
@@ -96,9 +97,9 @@ class Encoded:
 class PairScorer:
     """Scores pairs with a tokenizer and a model whose output is one score per pair.
 
-    ``head`` maps the model's logits (batch x labels) to one score per pair. ``autocast_dtype``
-    (bf16/fp16) runs an fp32 model under autocast; ``compiled`` swaps the forward for
-    ``torch.compile(model, dynamic=True)`` on first use.
+    ``head`` maps the model's logits (batch x labels) to one score per pair. ``dtype`` bf16/fp16
+    runs an fp32 model under autocast, or a model already cast to it as it is; ``compiled``
+    swaps the forward for ``torch.compile(model, dynamic=True)`` on first use.
     """
 
     #: Pairs tokenized per background chunk when tokenization overlaps compute.
