@@ -188,3 +188,86 @@ def test_compiled_path_scores_like_eager(tiny_cross_encoder):
     comp = _cross_encoder(tiny_cross_encoder, max_length=64, compile=True)
     np.testing.assert_allclose(comp.score(pairs), eager, rtol=1e-3, atol=1e-4)
     assert comp.describe()["compiled"] is True, comp.describe()["compile_error"]
+
+
+def test_pair_encoding_gives_the_ids_transformers_gives(scorer):
+    """The engine encodes with the Rust tokenizer directly; ids, token types and truncation
+    must be exactly those of ``tokenizer(q, p, truncation="only_second")``."""
+    pairs = _pairs(40) + [("ünïcode query", "Ünïcode pässage, with punctuation!" * 9),
+                          ("", "empty query"), ("empty passage", "")]
+    trimmed, cut = scorer._trim_queries([q for q, _ in pairs])
+    enc = scorer.encode(pairs, np.arange(len(pairs)), trimmed, cut)
+    ref = scorer.tokenizer([q for q, _ in pairs], [p for _, p in pairs],
+                           truncation="only_second", max_length=64)
+    assert enc.input_ids == ref["input_ids"]
+    assert enc.token_type_ids == ref["token_type_ids"]
+    overflowed = [i for i, ids in enumerate(ref["input_ids"]) if len(ids) == 64
+                  and len(scorer.tokenizer(pairs[i][0], pairs[i][1])["input_ids"]) > 64]
+    assert enc.truncated_index.tolist() == overflowed
+
+
+def test_half_precision_weights_keep_the_scoring_head_in_fp32(tiny_cross_encoder):
+    """The GPU half-precision path (cast once, head in fp32 so scores do not collapse into
+    ties), run here on the CPU to check the arithmetic."""
+    from rerank_eval.rerankers.cross_encoder import cast_keeping_head_fp32
+
+    pairs = _pairs()
+    reference = _cross_encoder(tiny_cross_encoder, max_length=64, dtype="float32")
+    fp32 = reference.score(pairs)
+    half = _cross_encoder(tiny_cross_encoder, max_length=64, dtype="bfloat16")
+    cast_keeping_head_fp32(half.scorer.model, torch.bfloat16)
+    half.scorer.autocast = False
+    dtypes = {name: p.dtype for name, p in half.scorer.model.named_parameters()}
+    assert dtypes["classifier.weight"] == torch.float32
+    assert dtypes["bert.pooler.dense.weight"] == torch.float32
+    assert dtypes["bert.encoder.layer.0.attention.self.query.weight"] == torch.bfloat16
+    scores = half.score(pairs)
+    assert not np.array_equal(scores, fp32)
+    np.testing.assert_allclose(scores, fp32, atol=0.05)
+    # An fp32 head gives continuous scores: no more ties than the fp32 model has.
+    assert len(np.unique(scores)) == len(np.unique(fp32))
+
+
+def test_long_passages_cut_before_tokenizing_give_the_same_ids(scorer):
+    """Passages past ``cut_chars_per_token`` characters per window token are cut at a space
+    before tokenizing; kept only where the window ends well before the cut, else encoded whole.
+    Either way the ids are those of the whole passage."""
+    limit = scorer.cut_chars_per_token * scorer.max_length
+    rng = np.random.default_rng(0)
+    words = ["a", "protein", "x", "binding-site", "is", "CD4+", "épitope", "of", "3.5", "—"]
+    pairs = []
+    for i in range(60):  # around the limit, far past it, and single huge "words"
+        n = int(rng.integers(limit // 8, limit // 2))
+        passage = " ".join(rng.choice(words, size=n))
+        if i % 10 == 0:
+            passage = "y" * (limit + 50) + " tail"
+        pairs.append((f"query {i % 4}", passage))
+    assert sum(len(p) > limit for _, p in pairs) > 20
+    trimmed, cut = scorer._trim_queries([q for q, _ in pairs])
+    enc = scorer.encode(pairs, np.arange(len(pairs)), trimmed, cut)
+    ref = scorer.tokenizer([q for q, _ in pairs], [p for _, p in pairs],
+                           truncation="only_second", max_length=64)
+    assert enc.input_ids == ref["input_ids"]
+    assert enc.truncated_index.tolist() == [i for i, e in enumerate(ref.encodings)
+                                             if e.overflowing]
+
+
+def test_scifact_pairs_encode_exactly_as_whole_passages(scifact_dir):
+    """Real abstracts (most longer than a 128-token window), the packaged tokenizer."""
+    import json
+
+    from rerank_eval.rerankers.models import resolve_model
+
+    model = resolve_model("packaged:all-minilm-l6-v2", Path.cwd(), "model")
+    scorer = _cross_encoder(model, max_length=128, dtype="float32").scorer
+    with open(scifact_dir / "queries.jsonl", encoding="utf-8") as f:
+        queries = [json.loads(line)["text"] for line in f][:20]
+    with open(scifact_dir / "corpus.jsonl", encoding="utf-8") as f:
+        docs = [json.loads(line) for line, _ in zip(f, range(600))]
+    pairs = [(queries[i % 20], f"{d['title']} {d['text']}") for i, d in enumerate(docs)]
+    trimmed, cut = scorer._trim_queries([q for q, _ in pairs])
+    enc = scorer.encode(pairs, np.arange(len(pairs)), trimmed, cut)
+    ref = scorer.tokenizer([q for q, _ in pairs], [p for _, p in pairs],
+                           truncation="only_second", max_length=128)
+    assert enc.input_ids == ref["input_ids"]
+    assert enc.token_type_ids == ref["token_type_ids"]

@@ -83,6 +83,28 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return DTYPES[dtype]
 
 
+def _window_ends_before(encoding, position: int) -> bool:
+    """The encoding was truncated and its last passage token ends before ``position``."""
+    if not encoding.overflowing:
+        return False
+    last = len(encoding.ids) - 2  # [CLS] q [SEP] p [SEP] and <s> q </s></s> p </s> alike
+    if last < 0 or encoding.token_to_sequence(last) != 1:
+        return False
+    span = encoding.token_to_chars(last)
+    return span is not None and span[1] <= position
+
+
+def _pair_tokenizer(tokenizer, max_length: int):
+    """An independent copy of a fast tokenizer's Rust backend that truncates pairs to
+    ``max_length`` (passage only) and never pads."""
+    from tokenizers import Tokenizer
+
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.no_padding()
+    backend.enable_truncation(max_length, stride=0, strategy="only_second", direction="right")
+    return backend
+
+
 @dataclass
 class Encoded:
     """Unpadded token ids of some pairs, with where each came from."""
@@ -104,6 +126,10 @@ class PairScorer:
 
     #: Pairs tokenized per background chunk when tokenization overlaps compute.
     chunk_pairs = 1024
+    #: Passages are cut (at a space) past this many characters per window token before
+    #: tokenizing, and kept whole where the window comes within ``cut_margin_chars`` of the cut.
+    cut_chars_per_token = 6
+    cut_margin_chars = 100
 
     def __init__(
         self,
@@ -134,6 +160,11 @@ class PairScorer:
         self.max_query_tokens = max(1, (max_length - self.special_tokens) // 2)
         self.pad_id = int(tokenizer.pad_token_id or 0)
         self.uses_token_types = "token_type_ids" in getattr(tokenizer, "model_input_names", [])
+        # Pairs are encoded by a private copy of the Rust tokenizer, configured once: the same
+        # ids as ``tokenizer(queries, passages, truncation="only_second")`` without the
+        # per-pair Python objects transformers builds (measured: most of the tokenization
+        # time on SciFact pairs, and what capped the engine on a GPU).
+        self.pair_tokenizer = _pair_tokenizer(tokenizer, max_length)
         params = [p.dtype for p in model.parameters()]  # a quantized model may have none left
         self.autocast = dtype != torch.float32 and (not params or params[0] == torch.float32)
         self.pin = device.type == "cuda"
@@ -184,16 +215,42 @@ class PairScorer:
     def encode(self, pairs: Sequence[tuple[str, str]], index: np.ndarray,
                trimmed: dict[str, str], cut: set[str]) -> Encoded:
         """Token ids (no padding) of ``pairs[index]``; counts pairs cut to ``max_length``."""
-        queries = [trimmed[pairs[i][0]] for i in index]
-        passages = [pairs[i][1] for i in index]
-        enc = self.tokenizer(queries, passages, truncation="only_second",
-                             max_length=self.max_length, padding=False,
-                             return_attention_mask=False,
-                             return_token_type_ids=self.uses_token_types)
-        cut_index = np.array([i for i, e in zip(index, enc.encodings)
+        encodings = self._encode_pairs([(trimmed[pairs[i][0]], pairs[i][1]) for i in index])
+        cut_index = np.array([i for i, e in zip(index, encodings)
                               if e.overflowing or pairs[i][0] in cut], dtype=np.int64)
-        types = enc["token_type_ids"] if self.uses_token_types else None
-        return Encoded(index, enc["input_ids"], types, len(cut_index), cut_index)
+        types = [e.type_ids for e in encodings] if self.uses_token_types else None
+        return Encoded(index, [e.ids for e in encodings], types, len(cut_index), cut_index)
+
+    def _encode_pairs(self, texts: list[tuple[str, str]]) -> list:
+        """Rust encodings of (query, passage) texts, identical to encoding them whole.
+
+        Tokenizing a passage costs time in proportion to its whole length, though only the
+        first ``max_length`` tokens are kept (on SciFact abstracts, tokenization was what
+        limited the engine on a GPU). So a passage longer than ``cut_chars_per_token`` characters
+        per window token is first cut at a space past that point. The cut is kept only where
+        the window still ends at least ``cut_margin_chars`` before it (the window's tokens are
+        then those of the whole passage: tokenization is local to words); any other pair is
+        encoded again whole.
+        """
+        limit = self.cut_chars_per_token * self.max_length
+        cut_at: dict[int, int] = {}
+        batch = []
+        for j, (query, passage) in enumerate(texts):
+            if len(passage) > limit:
+                space = passage.find(" ", limit)
+                if space > 0:
+                    cut_at[j] = space
+                    passage = passage[:space]
+            batch.append((query, passage))
+        encodings = self.pair_tokenizer.encode_batch(batch, add_special_tokens=True)
+        margin = self.cut_margin_chars
+        redo = [j for j, cut in cut_at.items()
+                if not _window_ends_before(encodings[j], cut - margin)]
+        if redo:
+            for j, enc in zip(redo, self.pair_tokenizer.encode_batch(
+                    [texts[j] for j in redo], add_special_tokens=True)):
+                encodings[j] = enc
+        return encodings
 
     def _encoded_chunks(self, pairs: Sequence[tuple[str, str]]) -> Iterator[Encoded]:
         """All pairs encoded at once, or (``overlap``) in character-length-ordered chunks, the
