@@ -192,3 +192,30 @@ def test_partly_cached_ray_run_scores_only_the_misses_like_local(ray_executor,
     assert ray_stats.pairs_from_cache == local_stats.pairs_from_cache == 50
     assert ray_stats.pairs_truncated == local_stats.pairs_truncated
     assert sum(w["pairs"] for w in ray_executor.run_info["per_worker"]) == 50
+
+
+def test_ray_sweep_equals_local_sweep_and_reuses_the_pool_across_datasets(local_ray,
+                                                                          tiny_cross_encoder,
+                                                                          tmp_path):
+    from rerank_eval.sweep import run_sweep
+
+    def sweep_with(executor, out):
+        raw = {"name": "sw", "first_stage": {"bm25": {}, "depth": 10}, "depths": [5, 10],
+               "datasets": [{"name": "a", "bundled": "quickstart"},
+                            {"name": "b", "bundled": "quickstart",
+                             "sample": {"queries": 8, "seed": 1}}],
+               "rerankers": [{"name": "tiny", "kind": "cross-encoder",
+                              "model": str(tiny_cross_encoder)}],
+               "executor": executor, "sanity_check": False, "latency": {"queries": 0},
+               "cache": {"enabled": False}}  # b's pairs are a's: every cell must score
+        run_sweep(parse_config(raw, base_dir=Path.cwd()), out_dir=out, log=lambda _: None)
+        return json.loads((out / "sweep.json").read_text())["cells"]
+
+    local = sweep_with("local", tmp_path / "local")
+    remote = sweep_with({"ray": {"workers": 1}}, tmp_path / "ray")
+
+    assert [c["metrics"] for c in remote] == [c["metrics"] for c in local]
+    assert [c["pairs_scored"] for c in remote] == [c["pairs_scored"] for c in local]
+    executors = [json.loads((tmp_path / "ray" / c["results"]).read_text())["rerankers"][0]
+                 ["executor"] for c in remote]
+    assert [e["pool"] for e in executors] == ["started", "reused"]  # one model load per worker

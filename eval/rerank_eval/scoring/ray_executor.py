@@ -157,7 +157,8 @@ class RayExecutor(Executor):
                     progress(done, total)
         self.run_info = {"kind": self.kind, "address": self.config.address, "workers": 0,
                          "chunks_scored": len(todo), "chunks_from_cache": len(chunks) - len(todo),
-                         "retried_chunks": 0, "replaced_workers": 0, "per_worker": []}
+                         "pool": None, "retried_chunks": 0, "replaced_workers": 0,
+                         "per_worker": []}
         if not todo:
             return scores
 
@@ -194,7 +195,8 @@ class RayExecutor(Executor):
         Chunks go only to workers that have started (loaded the model); a worker the cluster
         cannot place yet (autoscaling, busy GPUs) joins when it starts.
         """
-        self._ensure_pool(reranker, n_workers)
+        started = self._ensure_pool(reranker, n_workers)
+        self.run_info["pool"] = "started" if started else "reused"
         n_workers = len(self.actors)  # a reused pool may be larger than this run needs
         per_worker = [{"worker": i, "host": None, "chunks": 0, "pairs": 0, "busy_s": 0.0}
                       for i in range(n_workers)]
@@ -272,10 +274,10 @@ class RayExecutor(Executor):
         self.run_info["replaced_workers"] += 1
         self.log(f"executor.ray: worker {slot} lost; its chunks go to other workers")
 
-    def _ensure_pool(self, reranker: Reranker, n_workers: int) -> None:
+    def _ensure_pool(self, reranker: Reranker, n_workers: int) -> bool:
         """Reuse the pool when the same reranker scores again (another dataset of a sweep, a
         partly cached pass needing fewer workers); otherwise start ``n_workers`` fresh actors,
-        each loading the model once."""
+        each loading the model once. True when it started a new pool."""
         key = (reranker.name, reranker.kind, repr(sorted(reranker.params.items())),
                str(reranker.base_dir))
         if key != self._pool_key or len(self.actors) < n_workers:
@@ -285,6 +287,8 @@ class RayExecutor(Executor):
             for slot in range(n_workers):
                 self._start(slot, reranker)
             self._pool_key = key
+            return True
+        return False
 
     def _release(self) -> None:
         for actor in self.actors:
