@@ -152,6 +152,7 @@ class RayExecutor(Executor):
                 todo.append(i)
             else:  # all cached: complete it here, no worker needed
                 view.complete(work, [], None, scores)
+                work.cached.clear()
                 done += len(work.keys)
                 if progress is not None:
                     progress(done, total)
@@ -167,6 +168,7 @@ class RayExecutor(Executor):
             nonlocal done
             work = works[i]
             view.complete(work, values, flags, scores)  # cached at once: a crash loses no more
+            work.cached.clear()  # merged: free the hits (a pass can hold millions)
             reranker.stats.pairs_scored += len(work.misses)
             reranker.stats.pairs_truncated += truncated
             done += len(work.keys)
