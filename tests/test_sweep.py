@@ -15,8 +15,8 @@ from rerank_eval.errors import InputError
 from rerank_eval.pipeline import run_experiment
 from rerank_eval.sweep import run_sweep
 
-SHARED_KEYS = {"first_stage": {"bm25": {}, "depth": 10}, "depths": [5, 10],
-               "metrics": ["ndcg@10", "recall@10"], "latency": {"queries": 0},
+SHARED_KEYS = {"first_stage": {"bm25": {}, "depth": 5}, "depths": [3, 5],
+               "metrics": ["ndcg@5", "recall@5"], "latency": {"queries": 0},
                "sanity_check": False}
 
 
@@ -29,9 +29,9 @@ def _rerankers(tiny_cross_encoder: Path) -> list[dict]:
 def sweep_raw(shared_data, tiny_cross_encoder) -> dict:
     return {"name": "sw", **SHARED_KEYS, "rerankers": _rerankers(tiny_cross_encoder),
             "datasets": [
-                {"beir": str(shared_data / "scifact"), "sample": {"queries": 6, "seed": 0}},
+                {"beir": str(shared_data / "med"), "sample": {"queries": 4, "seed": 0}},
                 {"name": "cran", "beir": str(shared_data / "cranfield"),
-                 "sample": {"queries": 6, "seed": 1}}]}
+                 "sample": {"queries": 4, "seed": 1}}]}
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def sweep(sweep_raw, tmp_path_factory):
 def test_every_cell_has_a_results_json_equal_to_the_single_dataset_run(sweep, sweep_raw,
                                                                        tmp_path):
     result, out = sweep
-    for entry, name in zip(sweep_raw["datasets"], ["scifact", "cran"]):
+    for entry, name in zip(sweep_raw["datasets"], ["med", "cran"]):
         single_raw = {**{k: v for k, v in sweep_raw.items() if k != "datasets"},
                       "name": f"single-{name}", "cache": {"enabled": False},
                       "dataset": {k: v for k, v in entry.items() if k != "name"}}
@@ -62,7 +62,7 @@ def test_every_cell_has_a_results_json_equal_to_the_single_dataset_run(sweep, sw
             assert cell["rerankers"][0]["metrics"] == rr["metrics"]
             assert cell["first_stage"]["metrics"] == expected["first_stage"]["metrics"]
             assert cell["dataset"]["id"] == expected["dataset"]["id"]
-            assert cell["rerankers"][0]["pairs_scored"] == rr["pairs_scored"] == 60
+            assert cell["rerankers"][0]["pairs_scored"] == rr["pairs_scored"] == 20
             scores = f"{rr['name']}.scores.tsv"
             assert ((cell_dir / "runs" / scores).read_text()
                     == (tmp_path / name / "runs" / scores).read_text())
@@ -73,12 +73,12 @@ def test_sweep_json_and_report_list_every_cell(sweep):
     result, out = sweep
     data = json.loads((out / "sweep.json").read_text())
     cells = {(c["dataset"], c["reranker"]) for c in data["cells"]}
-    assert cells == {("scifact", "tiny"), ("scifact", "bi"), ("cran", "tiny"), ("cran", "bi")}
-    assert [d["name"] for d in data["config"]["datasets"]] == ["scifact", "cran"]
+    assert cells == {("med", "tiny"), ("med", "bi"), ("cran", "tiny"), ("cran", "bi")}
+    assert [d["name"] for d in data["config"]["datasets"]] == ["med", "cran"]
     for c in data["cells"]:
         cell = json.loads((out / c["results"]).read_text())
         assert c["metrics"] == cell["rerankers"][0]["metrics"]
-        assert c["pairs_scored"] == 60 and c["pairs_from_cache"] == 0
+        assert c["pairs_scored"] == 20 and c["pairs_from_cache"] == 0
         assert c["scoring_s"] > 0
     report = (out / "report.md").read_text()
     table = report.split("## Sweep: dataset x reranker")[1].split("##")[0]
@@ -87,19 +87,19 @@ def test_sweep_json_and_report_list_every_cell(sweep):
     assert (out / "report.html").is_file()
 
 
-def test_second_sweep_through_the_cli_reads_every_score_from_the_shared_cache(
-        sweep_raw, tmp_path, capsys):
-    raw = {**sweep_raw, "cache": {"path": str(tmp_path / "scores.sqlite")}}
+def test_a_second_sweep_through_the_cli_reads_every_score_from_the_shared_cache(
+        sweep, sweep_raw, tmp_path, capsys):
+    _, first_out = sweep
+    raw = {**sweep_raw, "cache": {"path": str(first_out / "cache" / "scores.sqlite")}}
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(raw))
-    assert main(["run", str(path), "--out", str(tmp_path / "a"), "--quiet"]) == 0
-    assert main(["run", str(path), "--out", str(tmp_path / "b"), "--quiet"]) == 0
-    first = json.loads((tmp_path / "a" / "sweep.json").read_text())["cells"]
-    second = json.loads((tmp_path / "b" / "sweep.json").read_text())["cells"]
+    assert main(["run", str(path), "--out", str(tmp_path / "again"), "--quiet"]) == 0
+    first = json.loads((first_out / "sweep.json").read_text())["cells"]
+    second = json.loads((tmp_path / "again" / "sweep.json").read_text())["cells"]
     assert [c["metrics"] for c in second] == [c["metrics"] for c in first]
     assert [c["pairs_scored"] for c in second] == [0, 0, 0, 0]
-    assert [c["pairs_from_cache"] for c in second] == [60, 60, 60, 60]
-    assert "scifact" in capsys.readouterr().out  # the dataset x reranker table
+    assert [c["pairs_from_cache"] for c in second] == [20, 20, 20, 20]
+    assert "med" in capsys.readouterr().out  # the dataset x reranker table
 
 
 @pytest.mark.parametrize("change, message", [
@@ -114,8 +114,8 @@ def test_second_sweep_through_the_cli_reads_every_score_from_the_shared_cache(
      "datasets[0]: unknown key 'splitt'"),
     ({"datasets": [{"name": "a b", "bundled": "quickstart"}]}, "datasets[0].name:"),
     ({"datasets": []}, "datasets: expected a non-empty list"),
-    ({"datasets": [{"bundled": "quickstart", "first_stage": {"bm25": {}, "depth": 5}}]},
-     "depths: 10 exceeds datasets[0].first_stage.depth 5"),
+    ({"datasets": [{"bundled": "quickstart", "first_stage": {"bm25": {}, "depth": 4}}]},
+     "depths: 5 exceeds datasets[0].first_stage.depth 4"),
 ])
 def test_bad_sweep_configs_fail_with_one_line_naming_the_field(change, message):
     raw = {"name": "sw", **SHARED_KEYS, "datasets": [{"bundled": "quickstart"}], **change}
@@ -137,7 +137,7 @@ def test_per_dataset_first_stage_overrides_the_top_level_one():
     config = parse_config(raw, base_dir=Path.cwd())
     assert isinstance(config, SweepConfig)
     a, b = config.experiments
-    assert (a.name, a.first_stage.params, a.first_stage.depth) == ("sw-a", {}, 10)
+    assert (a.name, a.first_stage.params, a.first_stage.depth) == ("sw-a", {}, 5)
     assert (b.name, b.first_stage.params, b.first_stage.depth) == ("sw-b", {"k1": 1.2}, 20)
     assert a.rerankers is b.rerankers and a.executor is b.executor
 
