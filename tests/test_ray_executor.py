@@ -1,5 +1,6 @@
 """Scoring on a real local Ray instance gives the local executor's results, to the bit, even
-when a worker is killed mid-run. Skipped when Ray is not installed (pip install 'rerank-eval[ray]').
+when a worker is killed mid-run, and reads and fills the score cache exactly as local does.
+Skipped when Ray is not installed (pip install 'rerank-eval[ray]').
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from rerank_eval.datasets import load_dataset
 from rerank_eval.first_stage import FIRST_STAGES
 from rerank_eval.pipeline import run_experiment
 from rerank_eval.rerankers import build_reranker
+from rerank_eval.rerankers.base import ScoringStats
+from rerank_eval.runs import Run
+from rerank_eval.scoring.cache import ScoreCache, text_sha
 from rerank_eval.scoring.executors import LocalExecutor
+from rerank_eval.scoring.shortlist import CacheView
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'rerank-eval[ray]')")
 
@@ -109,7 +114,8 @@ def test_pipeline_with_executor_ray_reports_local_metrics(local_ray, tiny_cross_
                "first_stage": {"bm25": {}, "depth": 10}, "depths": [5, 10],
                "rerankers": [{"name": "tiny", "kind": "cross-encoder",
                               "model": str(tiny_cross_encoder)}],
-               "executor": executor, "sanity_check": False}
+               "executor": executor, "sanity_check": False,
+               "cache": {"enabled": False}}  # both runs score every pair
         config = parse_config(raw, base_dir=Path.cwd())
         run_experiment(config, out_dir=out, log=lambda _: None)
         return json.loads((out / "results.json").read_text()), out
@@ -123,3 +129,97 @@ def test_pipeline_with_executor_ray_reports_local_metrics(local_ray, tiny_cross_
     assert remote["rerankers"][0]["executor"]["kind"] == "ray"
     assert remote["config"]["executor"]["ray"]["workers"] == 1
     assert local["rerankers"][0]["executor"] == {"kind": "local"}
+
+
+# -- the score cache on Ray: the driver reads it, workers see only the misses -----------------
+
+
+def test_second_ray_run_with_the_same_cache_scores_nothing(ray_executor, scifact_shortlist,
+                                                          scifact_ce, local_scores, tmp_path):
+    dataset, run = scifact_shortlist
+    expected, local_stats = local_scores
+    with ScoreCache(tmp_path / "scores.sqlite") as cache:
+        first = _reranker(scifact_ce)
+        assert ray_executor.score(first, dataset, run, cache=cache) == expected
+        assert (first.stats.pairs_scored, first.stats.pairs_from_cache) == (100, 0)
+
+        second = _reranker(scifact_ce)
+        scores = ray_executor.score(second, dataset, run, cache=cache)
+
+    assert scores == expected  # read back from the cache, to the bit
+    assert [list(s) for s in scores.values()] == [list(s) for s in expected.values()]
+    assert (second.stats.pairs_scored, second.stats.pairs_from_cache) == (0, 100)
+    assert ray_executor.run_info["chunks_scored"] == 0
+    # Truncation flags travelled from the workers into the cache and back.
+    assert first.stats.pairs_truncated == second.stats.pairs_truncated \
+        == local_stats.pairs_truncated
+    assert second.stats.extra["cache_fingerprint"] == first.stats.extra["cache_fingerprint"]
+
+
+def test_cached_pairs_are_not_rescored_on_ray(ray_executor, scifact_shortlist, scifact_ce,
+                                              tmp_path):
+    """The cache is authoritative: a value planted in it is what the run reports."""
+    dataset, run = scifact_shortlist
+    with ScoreCache(tmp_path / "scores.sqlite") as cache:
+        ray_executor.score(_reranker(scifact_ce), dataset, run, cache=cache)
+        q = sorted(run.ranking)[0]
+        d = run.ranking[q][0]
+        view = CacheView(cache, _reranker(scifact_ce), dataset)
+        cache.put(view.fp_id, [(text_sha(dataset.queries[q]), text_sha(dataset.corpus[d]),
+                                123.25, False)])
+        reranker = _reranker(scifact_ce)
+        scores = ray_executor.score(reranker, dataset, run, cache=cache)
+    assert scores[q][d] == 123.25
+    assert reranker.stats.pairs_scored == 0
+
+
+def test_partly_cached_ray_run_scores_only_the_misses_like_local(ray_executor,
+                                                                 scifact_shortlist, scifact_ce,
+                                                                 tmp_path):
+    """Two caches filled alike with the top 5 of 10 of four queries: each chunk has 5 hits and
+    5 misses. Ray and local score the same misses in the same batches: equal to the bit."""
+    dataset, run = scifact_shortlist
+    qs = sorted(run.ranking)[:4]
+    small = Run(run.name, {q: run.ranking[q] for q in qs}, {q: run.scores[q] for q in qs})
+    reranker = _reranker(scifact_ce)  # one model load; stats reset per pass
+    with ScoreCache(tmp_path / "local.sqlite") as a, ScoreCache(tmp_path / "ray.sqlite") as b:
+        for cache in (a, b):
+            LocalExecutor(pairs_per_chunk=1).score(reranker, dataset, small.top(5), cache=cache)
+        reranker.stats = ScoringStats()
+        local = LocalExecutor(pairs_per_chunk=1).score(reranker, dataset, small, cache=a)
+        local_stats, reranker.stats = reranker.stats, ScoringStats()
+        remote = ray_executor.score(reranker, dataset, small, cache=b)
+        ray_stats = reranker.stats
+
+    assert remote == local
+    assert ray_stats.pairs_scored == local_stats.pairs_scored == 20  # the misses only
+    assert ray_stats.pairs_from_cache == local_stats.pairs_from_cache == 20
+    assert ray_stats.pairs_truncated == local_stats.pairs_truncated
+    assert sum(w["pairs"] for w in ray_executor.run_info["per_worker"]) == 20
+
+
+def test_ray_sweep_equals_local_sweep_and_reuses_the_pool_across_datasets(local_ray,
+                                                                          tiny_cross_encoder,
+                                                                          tmp_path):
+    from rerank_eval.sweep import run_sweep
+
+    def sweep_with(executor, out):
+        raw = {"name": "sw", "first_stage": {"bm25": {}, "depth": 10}, "depths": [5, 10],
+               "datasets": [{"name": "a", "bundled": "quickstart"},
+                            {"name": "b", "bundled": "quickstart",
+                             "sample": {"queries": 8, "seed": 1}}],
+               "rerankers": [{"name": "tiny", "kind": "cross-encoder",
+                              "model": str(tiny_cross_encoder)}],
+               "executor": executor, "sanity_check": False, "latency": {"queries": 0},
+               "cache": {"enabled": False}}  # b's pairs are a's: every cell must score
+        run_sweep(parse_config(raw, base_dir=Path.cwd()), out_dir=out, log=lambda _: None)
+        return json.loads((out / "sweep.json").read_text())["cells"]
+
+    local = sweep_with("local", tmp_path / "local")
+    remote = sweep_with({"ray": {"workers": 1}}, tmp_path / "ray")
+
+    assert [c["metrics"] for c in remote] == [c["metrics"] for c in local]
+    assert [c["pairs_scored"] for c in remote] == [c["pairs_scored"] for c in local]
+    executors = [json.loads((tmp_path / "ray" / c["results"]).read_text())["rerankers"][0]
+                 ["executor"] for c in remote]
+    assert [e["pool"] for e in executors] == ["started", "reused"]  # one model load per worker

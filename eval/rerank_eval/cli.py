@@ -13,15 +13,26 @@ from rerank_eval.errors import InputError
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from rerank_eval.config import load_config
+    from rerank_eval.config import SweepConfig, load_config
     from rerank_eval.pipeline import run_experiment
     from rerank_eval.reports.results import summary_table
 
     config = load_config(args.config)
+    log = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    out = Path(args.out) if args.out else None
+    if isinstance(config, SweepConfig):
+        from rerank_eval.sweep import run_sweep, sweep_frame
+
+        for exp in config.experiments:
+            exp.cache.enabled = exp.cache.enabled and not args.no_cache
+        sweep = run_sweep(config, out_dir=out, log=log)
+        print(sweep_frame(sweep).to_string(index=False))
+        print(f"\nsweep:  {sweep.reports_dir / 'sweep.json'}\n"
+              f"report: {sweep.reports_dir / 'report.md'}")
+        return 0
     if args.no_cache:
         config.cache.enabled = False
-    log = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
-    result = run_experiment(config, out_dir=Path(args.out) if args.out else None, log=log)
+    result = run_experiment(config, out_dir=out, log=log)
     print(summary_table(result))
     print(f"\nresults: {result.reports_dir / 'results.json'}\nruns:    {result.runs_dir}")
     return 0
@@ -102,8 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rerank-eval",
                                      description="Evaluate and benchmark rerankers.")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run an experiment from a YAML config")
-    run.add_argument("config", help="path to the experiment YAML")
+    run = sub.add_parser("run", help="run an experiment (or a sweep: datasets x rerankers) "
+                         "from a YAML config")
+    run.add_argument("config", help="path to the experiment or sweep YAML")
     run.add_argument("--out", help="write results here instead of reports/<name>/ and runs/<name>/")
     run.add_argument("--quiet", action="store_true", help="print only the summary table")
     run.add_argument("--no-cache", action="store_true",

@@ -19,7 +19,7 @@ DATASET_SOURCES = ("beir", "irds", "trec", "bundled")
 TOP_LEVEL_KEYS = {
     "name", "dataset", "first_stage", "rerankers", "depths", "metrics",
     "relevance_threshold", "sanity_check", "audit", "latency", "recommendation", "cache",
-    "executor",
+    "executor", "datasets",
 }
 EXECUTOR_KINDS = ("local", "ray")
 RAY_KEYS = {"address", "num_cpus_per_worker", "num_gpus_per_worker", "workers"}
@@ -39,6 +39,7 @@ class DatasetConfig:
     sample: SampleConfig | None = None
     drop_self_matches: bool = False
     qrels: str | None = None
+    name: str | None = None  # a sweep's name for it (its folder under the reports root)
 
 
 @dataclass
@@ -46,6 +47,7 @@ class FirstStageConfig:
     kind: str
     params: Any
     depth: int
+    where: str = "first_stage"  # its place in the config, for error messages
 
 
 @dataclass
@@ -140,6 +142,7 @@ class ExperimentConfig:
         return {
             "name": self.name,
             "dataset": {
+                **({} if self.dataset.name is None else {"name": self.dataset.name}),
                 self.dataset.source: self.dataset.spec,
                 "split": self.dataset.split,
                 "sample": None if self.dataset.sample is None else vars(self.dataset.sample),
@@ -160,6 +163,30 @@ class ExperimentConfig:
                       "path": None if self.cache.path is None else str(self.cache.path)},
             "executor": self.executor.resolved(),
         }
+
+
+@dataclass
+class SweepConfig:
+    """Several datasets x rerankers (``datasets:``): one ExperimentConfig per dataset, each
+    with its own dataset, name and first stage; rerankers, depths, metrics, cache and
+    executor are the same in all of them."""
+
+    name: str
+    experiments: list[ExperimentConfig]
+    base_dir: Path = field(default_factory=Path.cwd)
+    source_path: Path | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def resolved(self) -> dict[str, Any]:
+        """The sweep as understood: each dataset with its first stage, then the shared keys."""
+        shared = self.experiments[0].resolved()
+        datasets = []
+        for exp in self.experiments:
+            r = exp.resolved()
+            datasets.append({**r["dataset"], "first_stage": r["first_stage"]})
+        return {"name": self.name, "datasets": datasets,
+                **{k: v for k, v in shared.items()
+                   if k not in {"name", "dataset", "first_stage"}}}
 
 
 def _fail(message: str) -> None:
@@ -186,30 +213,66 @@ def _check_keys(mapping: dict[str, Any], allowed: set[str], field: str) -> None:
         _fail(f"{field}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
 
 
-def _parse_dataset(raw: Any) -> DatasetConfig:
-    raw = _mapping(raw, "dataset")
-    _check_keys(raw, set(DATASET_SOURCES) | {"split", "sample", "drop_self_matches", "qrels"},
-                "dataset")
+def _parse_dataset(raw: Any, where: str = "dataset",
+                   extra_keys: frozenset[str] = frozenset()) -> DatasetConfig:
+    """A dataset mapping; ``where`` names it in errors (``dataset`` or ``datasets[i]``)."""
+    raw = _mapping(raw, where)
+    _check_keys(raw, set(DATASET_SOURCES) | {"split", "sample", "drop_self_matches", "qrels"}
+                | extra_keys, where)
     sources = [k for k in DATASET_SOURCES if k in raw]
     if len(sources) != 1:
-        _fail(f"dataset: give exactly one of {', '.join(DATASET_SOURCES)}")
+        _fail(f"{where}: give exactly one of {', '.join(DATASET_SOURCES)}")
     sample = None
     if raw.get("sample") is not None:
-        s = _mapping(raw["sample"], "dataset.sample")
-        _check_keys(s, {"queries", "seed"}, "dataset.sample")
-        sample = SampleConfig(queries=_int(s.get("queries"), "dataset.sample.queries", 1),
-                              seed=_int(s.get("seed", 0), "dataset.sample.seed"))
+        s = _mapping(raw["sample"], f"{where}.sample")
+        _check_keys(s, {"queries", "seed"}, f"{where}.sample")
+        sample = SampleConfig(queries=_int(s.get("queries"), f"{where}.sample.queries", 1),
+                              seed=_int(s.get("seed", 0), f"{where}.sample.seed"))
     split = raw.get("split", "test")
     if not isinstance(split, str):
-        _fail("dataset.split: expected a string")
+        _fail(f"{where}.split: expected a string")
     drop = raw.get("drop_self_matches", False)
     if not isinstance(drop, bool):
-        _fail("dataset.drop_self_matches: expected true or false")
+        _fail(f"{where}.drop_self_matches: expected true or false")
     qrels = raw.get("qrels")
     if qrels is not None and (sources[0] != "beir" or not isinstance(qrels, str)):
-        _fail("dataset.qrels: a qrels file path, only with a beir folder")
+        _fail(f"{where}.qrels: a qrels file path, only with a beir folder")
     return DatasetConfig(source=sources[0], spec=raw[sources[0]], split=split, sample=sample,
                          drop_self_matches=drop, qrels=qrels)
+
+
+def _default_dataset_name(ds: DatasetConfig) -> str:
+    """A sweep dataset's name when none is given: the folder or collection it comes from."""
+    if isinstance(ds.spec, str) and ds.spec.strip():
+        name = Path(ds.spec.rstrip("/\\")).name if ds.source == "beir" else ds.spec
+        return name.replace("/", "-").replace("\\", "-").replace(" ", "-")
+    return ds.source
+
+
+def _parse_sweep_datasets(raw: Any, base_dir: Path
+                          ) -> list[tuple[DatasetConfig, FirstStageConfig | None]]:
+    """``datasets:``: a non-empty list of dataset mappings, each with an optional ``name``
+    (default: from its source, unique) and an optional ``first_stage`` of its own."""
+    if not isinstance(raw, list) or not raw:
+        _fail("datasets: expected a non-empty list of dataset mappings")
+    out: list[tuple[DatasetConfig, FirstStageConfig | None]] = []
+    names: set[str] = set()
+    for i, item in enumerate(raw):
+        where = f"datasets[{i}]"
+        ds = _parse_dataset(item, where, frozenset({"name", "first_stage"}))
+        name = item.get("name", _default_dataset_name(ds))
+        if not isinstance(name, str) or not name.strip() or any(c in name for c in "/\\ \t"):
+            _fail(f"{where}.name: expected a non-empty string without spaces or slashes")
+        if name in names:
+            _fail(f"{where}.name: duplicate dataset name {name!r} (name each dataset)")
+        names.add(name)
+        ds.name = name
+        fs = None
+        if item.get("first_stage") is not None:
+            fs = _parse_first_stage(item["first_stage"], f"{where}.first_stage")
+            _validate_first_stage_params(fs, base_dir)
+        out.append((ds, fs))
+    return out
 
 
 def _parse_cache(raw: Any, base_dir: Path) -> CacheConfig:
@@ -229,19 +292,19 @@ def _parse_cache(raw: Any, base_dir: Path) -> CacheConfig:
     return CacheConfig(enabled=enabled, path=path)
 
 
-def _parse_first_stage(raw: Any) -> FirstStageConfig:
+def _parse_first_stage(raw: Any, where: str = "first_stage") -> FirstStageConfig:
     from rerank_eval.first_stage import FIRST_STAGES
 
-    raw = _mapping(raw, "first_stage")
-    _check_keys(raw, set(FIRST_STAGES) | {"depth"}, "first_stage")
+    raw = _mapping(raw, where)
+    _check_keys(raw, set(FIRST_STAGES) | {"depth"}, where)
     kinds = [k for k in FIRST_STAGES if k in raw]
     if len(kinds) != 1:
-        _fail(f"first_stage: give exactly one of {', '.join(FIRST_STAGES)}")
-    depth = _int(raw.get("depth", 100), "first_stage.depth", 1)
+        _fail(f"{where}: give exactly one of {', '.join(FIRST_STAGES)}")
+    depth = _int(raw.get("depth", 100), f"{where}.depth", 1)
     params = raw[kinds[0]]
     if isinstance(params, dict):
-        _check_keys(params, set(FIRST_STAGES[kinds[0]].allowed), f"first_stage.{kinds[0]}")
-    return FirstStageConfig(kind=kinds[0], params=params, depth=depth)
+        _check_keys(params, set(FIRST_STAGES[kinds[0]].allowed), f"{where}.{kinds[0]}")
+    return FirstStageConfig(kind=kinds[0], params=params, depth=depth, where=where)
 
 
 LATENCY_STATS = ("p50", "p95", "p99", "mean")
@@ -303,7 +366,7 @@ def _validate_first_stage_params(fs: FirstStageConfig, base_dir: Path) -> None:
     the field named, rather than after the dataset has loaded."""
     from rerank_eval.first_stage import FIRST_STAGES
 
-    FIRST_STAGES[fs.kind](fs.params, base_dir=base_dir).close()
+    FIRST_STAGES[fs.kind](fs.params, base_dir=base_dir, field=f"{fs.where}.{fs.kind}").close()
 
 
 def _parse_rerankers(raw: Any) -> list[RerankerConfig]:
@@ -375,26 +438,59 @@ def _parse_executor(raw: Any) -> ExecutorConfig:
                           num_gpus_per_worker=gpus, workers=workers)
 
 
-def parse_config(raw: Any, *, base_dir: Path, source_path: Path | None = None) -> ExperimentConfig:
-    """Validate a config mapping. Relative paths in it resolve against ``base_dir``."""
+def parse_config(raw: Any, *, base_dir: Path,
+                 source_path: Path | None = None) -> ExperimentConfig | SweepConfig:
+    """Validate a config mapping: one experiment (``dataset:``) or a sweep (``datasets:``).
+    Relative paths in it resolve against ``base_dir``."""
     raw = _mapping(raw, "config")
     _check_keys(raw, TOP_LEVEL_KEYS, "config")
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip() or any(c in name for c in "/\\ "):
         _fail("name: required, a non-empty string without spaces or slashes")
-    for key in ("dataset", "first_stage"):
-        if key not in raw:
-            _fail(f"{key}: required")
-    dataset = _parse_dataset(raw["dataset"])
-    first_stage = _parse_first_stage(raw["first_stage"])
-    _validate_first_stage_params(first_stage, base_dir)
+    if "dataset" in raw and "datasets" in raw:
+        _fail("datasets: give either dataset (one experiment) or datasets (a sweep), not both")
+    if "datasets" not in raw:
+        for key in ("dataset", "first_stage"):
+            if key not in raw:
+                _fail(f"{key}: required")
+        dataset = _parse_dataset(raw["dataset"])
+    top_fs = None
+    if "first_stage" in raw:
+        top_fs = _parse_first_stage(raw["first_stage"])
+        _validate_first_stage_params(top_fs, base_dir)
+    if "datasets" in raw:
+        entries = _parse_sweep_datasets(raw["datasets"], base_dir)
+        for i, (_, fs) in enumerate(entries):
+            if fs is None and top_fs is None:
+                _fail(f"datasets[{i}].first_stage: required (there is no top-level first_stage)")
+        cells = [(ds, fs or top_fs) for ds, fs in entries]
+    else:
+        cells = [(dataset, top_fs)]
+    shared = _parse_shared(raw, top_fs or cells[0][1], [fs for _, fs in cells], base_dir)
+    experiments = [
+        ExperimentConfig(name=name if "datasets" not in raw else f"{name}-{ds.name}",
+                         dataset=ds, first_stage=fs, **shared, base_dir=base_dir,
+                         source_path=source_path, raw=raw)
+        for ds, fs in cells]
+    if "datasets" not in raw:
+        return experiments[0]
+    return SweepConfig(name=name, experiments=experiments, base_dir=base_dir,
+                       source_path=source_path, raw=raw)
+
+
+def _parse_shared(raw: dict[str, Any], first_stage: FirstStageConfig,
+                  first_stages: list[FirstStageConfig], base_dir: Path) -> dict[str, Any]:
+    """Everything but the dataset and first stage (the same in every cell of a sweep).
+    Defaults that depend on the depth come from ``first_stage``; every depth must fit each of
+    ``first_stages``."""
     rerankers = _parse_rerankers(raw.get("rerankers"))
     depths_raw = raw.get("depths", [first_stage.depth])
     if not isinstance(depths_raw, list) or not depths_raw:
         _fail("depths: expected a non-empty list of integers")
     depths = sorted({_int(d, "depths", 1) for d in depths_raw})
-    if depths[-1] > first_stage.depth:
-        _fail(f"depths: {depths[-1]} exceeds first_stage.depth {first_stage.depth}")
+    for fs in first_stages:
+        if depths[-1] > fs.depth:
+            _fail(f"depths: {depths[-1]} exceeds {fs.where}.depth {fs.depth}")
     metrics_raw = raw.get("metrics", ["ndcg@10", "mrr@10", f"recall@{first_stage.depth}",
                                       f"map@{first_stage.depth}"])
     if not isinstance(metrics_raw, list) or not metrics_raw:
@@ -404,20 +500,18 @@ def parse_config(raw: Any, *, base_dir: Path, source_path: Path | None = None) -
     sanity = raw.get("sanity_check", True)
     if not isinstance(sanity, bool):
         _fail("sanity_check: expected true or false")
-    audit = _parse_audit(raw.get("audit"))
-    latency = _parse_latency(raw.get("latency"))
-    recommendation = _parse_recommendation(raw.get("recommendation"), metrics)
-    cache = _parse_cache(raw.get("cache"), base_dir)
-    executor = _parse_executor(raw.get("executor"))
-    return ExperimentConfig(
-        name=name, dataset=dataset, first_stage=first_stage, rerankers=rerankers,
-        depths=depths, metrics=metrics, relevance_threshold=threshold, sanity_check=sanity,
-        audit=audit, latency=latency, recommendation=recommendation, cache=cache,
-        executor=executor, base_dir=base_dir, source_path=source_path, raw=raw,
-    )
+    return {
+        "rerankers": rerankers, "depths": depths, "metrics": metrics,
+        "relevance_threshold": threshold, "sanity_check": sanity,
+        "audit": _parse_audit(raw.get("audit")),
+        "latency": _parse_latency(raw.get("latency")),
+        "recommendation": _parse_recommendation(raw.get("recommendation"), metrics),
+        "cache": _parse_cache(raw.get("cache"), base_dir),
+        "executor": _parse_executor(raw.get("executor")),
+    }
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
+def load_config(path: str | Path) -> ExperimentConfig | SweepConfig:
     """Read and validate a YAML config; errors name the file and the field or line."""
     path = Path(path)
     raw = read_yaml(path, "config")

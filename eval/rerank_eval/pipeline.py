@@ -14,17 +14,18 @@ from typing import Any
 
 from rerank_eval.benchmark import hardware_fingerprint, measure_first_stage_latency
 from rerank_eval.benchmark.step import benchmark_reranker
-from rerank_eval.config import ExperimentConfig
+from rerank_eval.config import ExperimentConfig, RerankerConfig
 from rerank_eval.datasets import Dataset, load_dataset
 from rerank_eval.first_stage import FIRST_STAGES
 from rerank_eval.metrics import Evaluation, evaluate_ranking
 from rerank_eval.metrics.recall_curve import recall_curve
 from rerank_eval.reports.audit import audit_reranker
 from rerank_eval.rerankers import build_reranker
+from rerank_eval.rerankers.base import Reranker
 from rerank_eval.rerankers.sanity import run_sanity_probes
 from rerank_eval.runs import Run, write_trec_run
-from rerank_eval.scoring.cache import open_cache
-from rerank_eval.scoring.executors import make_executor
+from rerank_eval.scoring.cache import ScoreCache, open_cache
+from rerank_eval.scoring.executors import Executor, make_executor
 from rerank_eval.scoring.shortlist import rerank_at_depth
 
 Log = Callable[[str], None]
@@ -69,42 +70,37 @@ def drop_self_matches(run: Run) -> Run:
     return Run(run.name, ranking, scores)
 
 
-def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
-                   log: Log = print) -> ExperimentResult:
-    """Run the whole experiment described by ``config``."""
-    from rerank_eval.reports.recall_plot import write_recall_plot
-    from rerank_eval.reports.render import write_report
-    from rerank_eval.reports.results import results_dict, write_results
+@dataclass
+class PreparedDataset:
+    """A dataset with its first stage retrieved and evaluated: what every reranker of it
+    shares (computed once per dataset, also in a sweep)."""
 
-    runs_dir = (out_dir / "runs") if out_dir else Path("runs") / config.name
-    reports_dir = out_dir if out_dir else Path("reports") / config.name
+    config: ExperimentConfig
+    dataset: Dataset
+    run: Run  # the first stage's full run (to first_stage.depth)
+    shortlist: Run  # its top max(depths): the pairs rerankers score
+    first_stage: StageResult
+    curve: dict[int, float]  # first-stage recall@k: the reranking ceiling
+    timings: dict[str, float]
+
+
+def prepare_first_stage(config: ExperimentConfig, *, log: Log = print) -> PreparedDataset:
+    """Load the dataset, run the first stage, evaluate it and time it per query."""
     timings: dict[str, float] = {}
-    hardware = hardware_fingerprint()
-    log(f"hardware {hardware['id']}: {hardware['cpu_model']}, {hardware['threads_used']} "
-        f"threads, GPU {hardware['gpu_model'] or 'none'}")
-
-    # Build every reranker before any work so a bad model reference fails fast (models load
-    # lazily, on first use).
-    rerankers = [build_reranker(r.name, r.kind, r.params, base_dir=config.base_dir)
-                 for r in config.rerankers]
-    # So is the executor (``executor: ray`` without Ray installed fails here). A failed score()
-    # releases its workers itself; Ray stops any others when this process exits.
-    executor = make_executor(config.executor, log=log)
-
     t0 = time.perf_counter()
     dataset = prepare_dataset(config)
     timings["load_dataset_s"] = time.perf_counter() - t0
     log(f"dataset {dataset.id}: {len(dataset.queries)} queries, {len(dataset.corpus)} documents")
 
     fs_cfg = config.first_stage
-    first_stage = FIRST_STAGES[fs_cfg.kind](fs_cfg.params, base_dir=config.base_dir)
+    first_stage = FIRST_STAGES[fs_cfg.kind](fs_cfg.params, base_dir=config.base_dir,
+                                            field=f"{fs_cfg.where}.{fs_cfg.kind}")
     first_stage.log = log
     t0 = time.perf_counter()
     fs_run = first_stage.retrieve(dataset, fs_cfg.depth)
     if config.dataset.drop_self_matches:
         fs_run = drop_self_matches(fs_run)
     timings["first_stage_s"] = time.perf_counter() - t0
-    write_trec_run(fs_run, runs_dir / "first_stage.trec", tag=first_stage.name)
     fs_eval = evaluate_ranking(fs_run.ranking, dataset.qrels, config.metrics,
                                config.relevance_threshold)
     curve = recall_curve(fs_run.ranking, dataset.qrels, fs_cfg.depth,
@@ -121,63 +117,123 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
     log(f"first stage {first_stage.name}: " + _fmt(fs_eval.means))
     log("first-stage recall curve (the reranking ceiling): "
         + "  ".join(f"@{k}={v:.4f}" for k, v in curve.items()))
+    return PreparedDataset(config=config, dataset=dataset, run=fs_run,
+                           shortlist=fs_run.top(max(config.depths)), first_stage=fs_result,
+                           curve=curve, timings=timings)
 
-    result = ExperimentResult(config=config, dataset=dataset, first_stage=fs_result,
-                              rerankers=[], runs_dir=runs_dir, reports_dir=reports_dir,
-                              timings=timings, hardware=hardware)
+
+def write_first_stage(prepared: PreparedDataset, runs_dir: Path, reports_dir: Path) -> None:
+    """The first stage's TREC run and its recall plot."""
+    from rerank_eval.reports.recall_plot import write_recall_plot
+
+    config = prepared.config
+    write_trec_run(prepared.run, runs_dir / "first_stage.trec", tag=prepared.first_stage.name)
+    write_recall_plot(prepared.curve, reports_dir / "first_stage_recall.png",
+                      depths=config.depths,
+                      title=f"{config.name}: first-stage recall ({prepared.first_stage.name}, "
+                            f"{prepared.dataset.id})")
+
+
+def sanity_info(reranker: Reranker, log: Log = print) -> dict[str, Any]:
+    """The obvious-pair probes (a property of the model, not of the dataset)."""
+    sanity = run_sanity_probes(reranker)
+    if sanity.failed:
+        log(f"WARNING: {reranker.name} ranks the irrelevant passage first on "
+            f"{sanity.inverted}/{sanity.probes} obvious sanity probes: check label "
+            "index, pair order and score sign (or the model is untrained)")
+    return {"sanity": sanity.as_dict()}
+
+
+def score_reranker(prepared: PreparedDataset, rr_cfg: RerankerConfig, reranker: Reranker,
+                   executor: Executor, cache: ScoreCache | None, *, runs_dir: Path,
+                   reports_dir: Path, info: dict[str, Any] | None = None,
+                   append_audit: bool = False, log: Log = print) -> StageResult:
+    """Score the shortlist with one reranker, evaluate it at every depth, write its runs and
+    scores, and measure its cost. ``info`` seeds the stage's info (e.g. sanity probes)."""
+    config, dataset, fs_run = prepared.config, prepared.dataset, prepared.run
+    info = dict(info or {})
+    info["description"] = reranker.describe()  # loads the model before the clock starts
+    t0 = time.perf_counter()
+    model_scores = executor.score(reranker, dataset, prepared.shortlist, cache=cache)
+    elapsed = time.perf_counter() - t0
+    info["scoring_s"] = elapsed
+    info["first_stage_recall_at_depth"] = {str(d): prepared.curve[d] for d in config.depths}
+    info["executor"] = executor.run_info
+    info.update(audit_reranker(rr_cfg.name, fs_run.ranking, model_scores, dataset.qrels,
+                               config.depths, k=config.audit.k,
+                               relevance_threshold=config.relevance_threshold,
+                               reports_dir=reports_dir, append=append_audit))
+    evaluations: dict[int | None, Evaluation] = {}
+    for depth in config.depths:
+        run = rerank_at_depth(fs_run.ranking, model_scores, depth, f"{rr_cfg.name}@{depth}")
+        write_trec_run(run, runs_dir / f"{rr_cfg.name}.depth{depth}.trec", tag=rr_cfg.name)
+        evaluations[depth] = evaluate_ranking(run.ranking, dataset.qrels, config.metrics,
+                                              config.relevance_threshold)
+    _write_model_scores(model_scores, runs_dir / f"{rr_cfg.name}.scores.tsv")
+    info.update(benchmark_reranker(
+        reranker, dataset, config, first_stage=fs_run, shortlist=prepared.shortlist,
+        model_scores=model_scores, evaluations=evaluations, scoring_s=elapsed,
+        description=info["description"], log=log))
+    return StageResult(name=rr_cfg.name, kind=rr_cfg.kind, model=reranker.model_id,
+                       evaluations=evaluations,
+                       info={**info, "pairs_scored": reranker.stats.pairs_scored,
+                             "pairs_from_cache": reranker.stats.pairs_from_cache,
+                             "pairs_truncated": reranker.stats.pairs_truncated,
+                             **reranker.stats.extra})  # e.g. hosted usage, cost, latency
+
+
+def log_stage(stage: StageResult, prepared: PreparedDataset, log: Log = print) -> None:
+    for depth, evaluation in stage.evaluations.items():
+        if depth is not None:
+            log(f"{stage.name} @{depth}: " + _fmt(evaluation.means)
+                + f"  (first-stage recall@{depth}={prepared.curve[depth]:.4f})")
+
+
+def log_hardware(log: Log = print) -> dict[str, Any]:
+    hardware = hardware_fingerprint()
+    log(f"hardware {hardware['id']}: {hardware['cpu_model']}, {hardware['threads_used']} "
+        f"threads, GPU {hardware['gpu_model'] or 'none'}")
+    return hardware
+
+
+def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
+                   log: Log = print) -> ExperimentResult:
+    """Run the whole experiment described by ``config``."""
+    from rerank_eval.reports.render import write_report
+    from rerank_eval.reports.results import results_dict, write_results
+
+    runs_dir = (out_dir / "runs") if out_dir else Path("runs") / config.name
+    reports_dir = out_dir if out_dir else Path("reports") / config.name
+    hardware = log_hardware(log)
+
+    # Build every reranker before any work so a bad model reference fails fast (models load
+    # lazily, on first use).
+    rerankers = [build_reranker(r.name, r.kind, r.params, base_dir=config.base_dir)
+                 for r in config.rerankers]
+    # So is the executor (``executor: ray`` without Ray installed fails here). A failed score()
+    # releases its workers itself; Ray stops any others when this process exits.
+    executor = make_executor(config.executor, log=log)
+
+    prepared = prepare_first_stage(config, log=log)
+    result = ExperimentResult(config=config, dataset=prepared.dataset,
+                              first_stage=prepared.first_stage, rerankers=[], runs_dir=runs_dir,
+                              reports_dir=reports_dir, timings=prepared.timings,
+                              hardware=hardware)
+    write_first_stage(prepared, runs_dir, reports_dir)
     write_results(result)
-    write_recall_plot(curve, reports_dir / "first_stage_recall.png", depths=config.depths,
-                      title=f"{config.name}: first-stage recall ({first_stage.name}, "
-                            f"{dataset.id})")
 
-    max_depth = max(config.depths)
-    shortlist = fs_run.top(max_depth)
     cache = open_cache(config.cache.enabled, config.cache.path) if config.rerankers else None
     if cache is not None:
         log(f"score cache: {cache.path}")
     for rr_cfg, reranker in zip(config.rerankers, rerankers):
-        info: dict[str, Any] = {}
-        if config.sanity_check:
-            sanity = run_sanity_probes(reranker)
-            info["sanity"] = sanity.as_dict()
-            if sanity.failed:
-                log(f"WARNING: {rr_cfg.name} ranks the irrelevant passage first on "
-                    f"{sanity.inverted}/{sanity.probes} obvious sanity probes: check label "
-                    "index, pair order and score sign (or the model is untrained)")
-        info["description"] = reranker.describe()  # loads the model before the clock starts
-        t0 = time.perf_counter()
-        model_scores = executor.score(reranker, dataset, shortlist, cache=cache)
-        elapsed = time.perf_counter() - t0
-        info["scoring_s"] = elapsed
-        info["first_stage_recall_at_depth"] = {str(d): curve[d] for d in config.depths}
-        info["executor"] = executor.run_info
-        info.update(audit_reranker(rr_cfg.name, fs_run.ranking, model_scores, dataset.qrels,
-                                   config.depths, k=config.audit.k,
-                                   relevance_threshold=config.relevance_threshold,
-                                   reports_dir=reports_dir, append=bool(result.rerankers)))
-        evaluations: dict[int | None, Evaluation] = {}
-        for depth in config.depths:
-            run = rerank_at_depth(fs_run.ranking, model_scores, depth, f"{rr_cfg.name}@{depth}")
-            write_trec_run(run, runs_dir / f"{rr_cfg.name}.depth{depth}.trec", tag=rr_cfg.name)
-            evaluations[depth] = evaluate_ranking(run.ranking, dataset.qrels, config.metrics,
-                                                  config.relevance_threshold)
-        _write_model_scores(model_scores, runs_dir / f"{rr_cfg.name}.scores.tsv")
-        info.update(benchmark_reranker(
-            reranker, dataset, config, first_stage=fs_run, shortlist=shortlist,
-            model_scores=model_scores, evaluations=evaluations, scoring_s=elapsed,
-            description=info["description"], log=log))
-        stage = StageResult(name=rr_cfg.name, kind=rr_cfg.kind, model=reranker.model_id,
-                            evaluations=evaluations,
-                            info={**info, "pairs_scored": reranker.stats.pairs_scored,
-                                  "pairs_from_cache": reranker.stats.pairs_from_cache,
-                                  "pairs_truncated": reranker.stats.pairs_truncated,
-                                  **reranker.stats.extra})  # e.g. hosted usage, cost, latency
+        stage = score_reranker(prepared, rr_cfg, reranker, executor, cache, runs_dir=runs_dir,
+                               reports_dir=reports_dir,
+                               info=sanity_info(reranker, log) if config.sanity_check else None,
+                               append_audit=bool(result.rerankers), log=log)
         reranker.close()
         result.rerankers.append(stage)
         write_results(result)
-        for depth in config.depths:
-            log(f"{rr_cfg.name} @{depth}: " + _fmt(evaluations[depth].means)
-                + f"  (first-stage recall@{depth}={curve[depth]:.4f})")
+        log_stage(stage, prepared, log)
     if cache is not None:
         cache.close()
     report = write_report([results_dict(result)], reports_dir)

@@ -48,8 +48,10 @@ def _table(df: pd.DataFrame, caption: str) -> Block | None:
     return ("table", (df, caption))
 
 
-def build_blocks(results: Sequence[Results], plots: dict[str, Path]) -> list[Block]:
-    """The report's content, in order."""
+def build_blocks(results: Sequence[Results], plots: dict[str, Path],
+                 lead: Sequence[Block] = ()) -> list[Block]:
+    """The report's content, in order; ``lead`` blocks (e.g. a sweep's table) come right
+    after the introduction."""
     setups = list(dict.fromkeys(hw_id(r) for r in results))
     first = results[0]
     conv = first.get("conventions", {})
@@ -60,6 +62,7 @@ def build_blocks(results: Sequence[Results], plots: dict[str, Path]) -> list[Blo
               + "; ".join(dict.fromkeys(tables.experiment(r) for r in results))
               + f". Relevance threshold {conv.get('relevance_threshold', '?')} (binary metrics); "
               "nDCG graded. Ties: " + str(conv.get("tie_order", "?")) + "."))
+    b.extend(lead)
     b.append(("h2", "Recommendation: which depth, on which hardware"))
     b.append(_table(tables.recommendation_frame(results),
                     "Smallest rerank depth within the tolerance of the best depth's quality "
@@ -171,12 +174,13 @@ def to_html(blocks: Sequence[Block], title: str) -> str:
             + "\n".join(body) + "\n</body></html>\n")
 
 
-def write_report(results: Sequence[Results], out_dir: str | Path) -> Path:
+def write_report(results: Sequence[Results], out_dir: str | Path,
+                 lead: Sequence[Block] = ()) -> Path:
     """Plots (PNG), report.md and report.html in ``out_dir``; returns the HTML path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plots = {p.name: p for p, _ in draw_all(results, out)}
-    blocks = build_blocks(results, plots)
+    blocks = build_blocks(results, plots, lead)
     (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
     path = out / "report.html"
     path.write_text(to_html(blocks, _title(results)), encoding="utf-8")

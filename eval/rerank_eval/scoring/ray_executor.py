@@ -1,11 +1,13 @@
 """Scoring on Ray: a pool of actors, each building the reranker once, scoring query chunks.
 
-The driver plans the same chunks the local executor scores (``plan_chunks``), sends each
-chunk's texts to an actor (two in flight per actor, so a worker never waits for its next
-chunk), and merges the answers in chunk order: results are independent of which worker scored
-what and of the order answers arrive. When an actor dies (pre-empted node, OOM, ``ray.kill``)
-its chunks in flight go back to the queue and a fresh actor takes its slot, so a lost worker
-costs only its chunks in flight. A chunk that fails ``max_attempts`` times stops the run.
+The driver plans the same chunks the local executor scores (``plan_chunks``) and splits each
+into score-cache hits and misses with the same ``CacheView``; only the misses of a chunk travel
+to an actor (two chunks in flight per actor, so a worker never waits for its next chunk). Each
+answer is written to the cache as soon as it arrives and merged into the score map, whose key
+order is fixed by the shortlist: results are independent of which worker scored what and of the
+order answers arrive. When an actor dies (pre-empted node, OOM, ``ray.kill``) its chunks in
+flight go back to the queue and a fresh actor takes its slot, so a lost worker (or a killed
+driver) costs only the chunks in flight. A chunk that fails ``max_attempts`` times stops the run.
 
 This module imports Ray; ``executors.make_executor`` only loads it when the config asks for it.
 """
@@ -16,6 +18,7 @@ import os
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +36,9 @@ from rerank_eval.scoring.cache import ScoreCache
 from rerank_eval.scoring.executors import Executor
 from rerank_eval.scoring.shortlist import (
     PAIRS_PER_CHUNK,
-    Key,
+    CacheView,
     ProgressFn,
     chunk_pairs,
-    merge_chunk,
     plan_chunks,
 )
 
@@ -61,13 +63,17 @@ class ScoringWorker:
     def ready(self) -> str:
         return self.host
 
-    def score(self, pairs: list[tuple[str, str]]) -> tuple[np.ndarray, int, float, str]:
-        """Scores in input order, pairs truncated, seconds spent, and this worker's host."""
+    def score(self, pairs: list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray | None, int,
+                                                           float, str]:
+        """Scores in input order, which pairs were truncated (None if the backend cannot say),
+        how many, seconds spent, and this worker's host."""
         t0 = time.perf_counter()
         before = self.reranker.stats.pairs_truncated
         values = np.asarray(self.reranker.score(pairs), dtype=np.float64)
         truncated = self.reranker.stats.pairs_truncated - before
-        return values, truncated, time.perf_counter() - t0, self.host
+        flags = self.reranker.last_truncated
+        flags = None if flags is None else np.asarray(flags, dtype=bool)
+        return values, flags, truncated, time.perf_counter() - t0, self.host
 
 
 class RayExecutor(Executor):
@@ -132,56 +138,82 @@ class RayExecutor(Executor):
     def score(self, reranker: Reranker, dataset: Dataset, shortlist: Run, *,
               progress: ProgressFn | None = None,
               cache: ScoreCache | None = None) -> dict[str, dict[str, float]]:
-        if cache is not None:  # not wired yet: say so rather than pretend
-            self.log("executor.ray: the score cache is not consulted on Ray yet; every pair "
-                     "is scored and nothing is written to the cache")
+        """The driver splits each chunk into cache hits and misses (the same ``CacheView`` as
+        the local executor), sends only the misses to workers, and stores each chunk's fresh
+        scores in the cache as its answer arrives."""
         chunks = plan_chunks(shortlist, self.pairs_per_chunk)
         scores: dict[str, dict[str, float]] = {q: {} for q in shortlist.ranking}
-        n_workers = self._pool_size(len(chunks))
-        self.run_info = {"kind": self.kind, "address": self.config.address,
-                         "workers": n_workers if chunks else 0, "retried_chunks": 0,
-                         "replaced_workers": 0, "per_worker": []}
-        if not chunks:
+        view = CacheView(cache, reranker, dataset)
+        works = [view.split(keys) for keys in chunks]
+        total, done = sum(len(keys) for keys in chunks), 0
+        todo = []  # chunks with misses, in chunk order
+        for i, work in enumerate(works):
+            if work.misses:
+                todo.append(i)
+            else:  # all cached: complete it here, no worker needed
+                view.complete(work, [], None, scores)
+                work.cached.clear()
+                done += len(work.keys)
+                if progress is not None:
+                    progress(done, total)
+        self.run_info = {"kind": self.kind, "address": self.config.address, "workers": 0,
+                         "chunks_scored": len(todo), "chunks_from_cache": len(chunks) - len(todo),
+                         "pool": None, "retried_chunks": 0, "replaced_workers": 0,
+                         "per_worker": []}
+        if not todo:
             return scores
+
+        def finished(i: int, values: np.ndarray, flags: np.ndarray | None,
+                     truncated: int) -> None:
+            nonlocal done
+            work = works[i]
+            view.complete(work, values, flags, scores)  # cached at once: a crash loses no more
+            work.cached.clear()  # merged: free the hits (a pass can hold millions)
+            reranker.stats.pairs_scored += len(work.misses)
+            reranker.stats.pairs_truncated += truncated
+            done += len(work.keys)
+            if progress is not None:
+                progress(done, total)
+
         try:
-            results, per_worker = self._score_chunks(reranker, dataset, chunks, n_workers,
-                                                     progress)
+            per_worker = self._score_chunks(
+                reranker, todo, lambda i: chunk_pairs(dataset, works[i].misses),
+                self._pool_size(len(todo)), finished)
         except BaseException:
             self._release()  # a failed run leaves no workers behind
             raise
-        for keys, (values, truncated) in zip(chunks, results):
-            merge_chunk(scores, keys, values)
-            reranker.stats.pairs_scored += len(keys)
-            reranker.stats.pairs_truncated += truncated
         for stats in per_worker:
             stats["pairs_per_s"] = stats["pairs"] / stats["busy_s"] if stats["busy_s"] else None
-        self.run_info["per_worker"] = per_worker
+        self.run_info.update(workers=len(per_worker), per_worker=per_worker)
         return scores
 
-    def _score_chunks(self, reranker: Reranker, dataset: Dataset, chunks: list[list[Key]],
-                      n_workers: int, progress: ProgressFn | None):
-        """Each chunk's (scores, truncated) in chunk order, and per-worker throughput.
+    def _score_chunks(self, reranker: Reranker, todo: list[int],
+                      pairs_of: Callable[[int], list[tuple[str, str]]], n_workers: int,
+                      finished: Callable[[int, np.ndarray, np.ndarray | None, int], None]
+                      ) -> list[dict[str, Any]]:
+        """Score chunks ``todo`` (``pairs_of(i)``: the pairs to send), calling ``finished`` as
+        each answer arrives; returns per-worker throughput.
 
         Chunks go only to workers that have started (loaded the model); a worker the cluster
         cannot place yet (autoscaling, busy GPUs) joins when it starts.
         """
-        self._ensure_pool(reranker, n_workers)
+        started = self._ensure_pool(reranker, n_workers)
+        self.run_info["pool"] = "started" if started else "reused"
+        n_workers = len(self.actors)  # a reused pool may be larger than this run needs
         per_worker = [{"worker": i, "host": None, "chunks": 0, "pairs": 0, "busy_s": 0.0}
                       for i in range(n_workers)]
-        results: list[Any] = [None] * len(chunks)
-        queue = deque(range(len(chunks)))
-        attempts = [0] * len(chunks)
+        queue = deque(todo)
+        attempts = dict.fromkeys(todo, 0)
         in_flight: dict[Any, tuple[int, int, Any]] = {}  # ref -> (chunk, slot, actor)
         load = [0] * n_workers
-        total, done, worker_failures = sum(len(c) for c in chunks), 0, 0
+        worker_failures = 0
         while queue or in_flight:
             for slot in range(n_workers):
                 while queue and self._ready[slot] and load[slot] < IN_FLIGHT_PER_WORKER:
                     i = queue.popleft()
                     attempts[i] += 1
                     actor = self.actors[slot]
-                    in_flight[actor.score.remote(chunk_pairs(dataset, chunks[i]))] = (
-                        i, slot, actor)
+                    in_flight[actor.score.remote(pairs_of(i))] = (i, slot, actor)
                     load[slot] += 1
             ready, _ = ray.wait(list(in_flight) + list(self._starting), num_returns=1,
                                 timeout=WAIT_NOTICE_S)
@@ -208,7 +240,7 @@ class RayExecutor(Executor):
             i, slot, actor = in_flight.pop(ref)
             load[slot] -= 1
             try:
-                values, truncated, busy_s, host = ray.get(ref)
+                values, flags, truncated, busy_s, host = ray.get(ref)
             except RayTaskError as e:  # the reranker raised: a real error, not a lost worker
                 cause = getattr(e, "cause", None)
                 if isinstance(cause, InputError):
@@ -222,14 +254,11 @@ class RayExecutor(Executor):
                 self.run_info["retried_chunks"] += 1
                 queue.appendleft(i)
                 continue
-            results[i] = (values, truncated)
             stats = per_worker[slot]
             stats.update(host=host, chunks=stats["chunks"] + 1,
-                         pairs=stats["pairs"] + len(chunks[i]), busy_s=stats["busy_s"] + busy_s)
-            done += len(chunks[i])
-            if progress is not None:
-                progress(done, total)
-        return results, per_worker
+                         pairs=stats["pairs"] + len(values), busy_s=stats["busy_s"] + busy_s)
+            finished(i, values, flags, truncated)
+        return per_worker
 
     def _start(self, slot: int, reranker: Reranker) -> None:
         """A fresh actor in ``slot``; it takes chunks once it reports ready."""
@@ -247,18 +276,21 @@ class RayExecutor(Executor):
         self.run_info["replaced_workers"] += 1
         self.log(f"executor.ray: worker {slot} lost; its chunks go to other workers")
 
-    def _ensure_pool(self, reranker: Reranker, n_workers: int) -> None:
-        """Reuse the pool when the same reranker scores again (another dataset of a sweep);
-        otherwise start ``n_workers`` fresh actors, each loading the model once."""
+    def _ensure_pool(self, reranker: Reranker, n_workers: int) -> bool:
+        """Reuse the pool when the same reranker scores again (another dataset of a sweep, a
+        partly cached pass needing fewer workers); otherwise start ``n_workers`` fresh actors,
+        each loading the model once. True when it started a new pool."""
         key = (reranker.name, reranker.kind, repr(sorted(reranker.params.items())),
-               str(reranker.base_dir), n_workers)
-        if key != self._pool_key:
+               str(reranker.base_dir))
+        if key != self._pool_key or len(self.actors) < n_workers:
             self._release()
             self.actors = [None] * n_workers
             self._ready = [False] * n_workers
             for slot in range(n_workers):
                 self._start(slot, reranker)
             self._pool_key = key
+            return True
+        return False
 
     def _release(self) -> None:
         for actor in self.actors:

@@ -9,6 +9,7 @@ written as soon as the chunk is done (a killed run resumes where it stopped).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from rerank_eval.datasets import Dataset
 from rerank_eval.rerankers.base import Reranker
@@ -35,44 +36,77 @@ def score_shortlist(
     ``reranker.stats`` counts model calls (``pairs_scored``), cache hits (``pairs_from_cache``)
     and truncated inputs among all the shortlist's pairs, cached or not (``pairs_truncated``).
     """
-    query_ids = sorted(q for q, docs in shortlist.ranking.items() if docs)
-    total = sum(len(shortlist.ranking[q]) for q in query_ids)
+    chunks = plan_chunks(shortlist, pairs_per_chunk)
+    total = sum(len(keys) for keys in chunks)
     done = 0
     scores: dict[str, dict[str, float]] = {q: {} for q in shortlist.ranking}
-    fp_id = None
-    if cache is not None:
-        fingerprint = reranker.fingerprint()
-        fp_hash = fingerprint_hash(fingerprint)
-        fp_id = cache.register(fp_hash, fingerprint)
-        reranker.stats.extra["cache_fingerprint"] = fp_hash
-    doc_sha: dict[str, bytes] = {}
-    for chunk in _chunks(query_ids, shortlist, pairs_per_chunk):
-        keys = [(q, d) for q in chunk for d in shortlist.ranking[q]]
-        cached: dict[tuple[str, str], CachedScore] = {}
-        if cache is not None and fp_id is not None:
-            cached = _lookup(cache, fp_id, dataset, shortlist, chunk, doc_sha)
-        misses = [k for k in keys if k not in cached]
-        if misses:
-            pairs = [(dataset.queries[q], dataset.corpus[d]) for q, d in misses]
-            # + 0.0 turns -0.0 into 0.0, the value the cache gives back: cached and fresh
-            # runs then agree to the bit.
-            values = [float(v) + 0.0 for v in reranker.score(pairs)]
+    view = CacheView(cache, reranker, dataset)
+    for keys in chunks:
+        work = view.split(keys)
+        values: Sequence[float] = []
+        flags = None
+        if work.misses:
+            # The model's own score() counts pairs_scored and pairs_truncated.
+            values = reranker.score(chunk_pairs(dataset, work.misses))
             flags = reranker.last_truncated
-            if cache is not None and fp_id is not None:
-                cache.put(fp_id, [
-                    (text_sha(dataset.queries[q]), _doc_sha(dataset, d, doc_sha), v,
-                     None if flags is None else bool(flags[i]))
-                    for i, ((q, d), v) in enumerate(zip(misses, values))])
-            for (q, d), v in zip(misses, values):
-                scores[q][d] = v
-        for (q, d), hit in cached.items():
-            scores[q][d] = hit.score
-        reranker.stats.pairs_from_cache += len(cached)
-        reranker.stats.pairs_truncated += sum(1 for hit in cached.values() if hit.truncated)
+        view.complete(work, values, flags, scores)
         done += len(keys)
         if progress is not None:
             progress(done, total)
     return scores
+
+
+@dataclass
+class ChunkWork:
+    """One chunk as the cache splits it: cached pairs (with their scores) and the misses the
+    model must score, both in the chunk's key order."""
+
+    keys: list[Key]
+    cached: dict[Key, CachedScore]
+    misses: list[Key]
+
+
+class CacheView:
+    """The score cache as one scoring pass of one reranker sees it, shared by every executor:
+    ``split`` a chunk into hits and misses before scoring, ``complete`` it with the misses'
+    scores (written to the cache at once, one transaction per chunk). ``cache`` None: every
+    pair is a miss and nothing is stored."""
+
+    def __init__(self, cache: ScoreCache | None, reranker: Reranker, dataset: Dataset):
+        self.cache, self.reranker, self.dataset = cache, reranker, dataset
+        self._doc_sha: dict[str, bytes] = {}
+        self.fp_id: int | None = None
+        if cache is not None:
+            fingerprint = reranker.fingerprint()
+            fp_hash = fingerprint_hash(fingerprint)
+            self.fp_id = cache.register(fp_hash, fingerprint)
+            reranker.stats.extra["cache_fingerprint"] = fp_hash
+
+    def split(self, keys: Sequence[Key]) -> ChunkWork:
+        cached: dict[Key, CachedScore] = {}
+        if self.cache is not None and self.fp_id is not None:
+            cached = _lookup(self.cache, self.fp_id, self.dataset, keys, self._doc_sha)
+        return ChunkWork(list(keys), cached, [k for k in keys if k not in cached])
+
+    def complete(self, work: ChunkWork, values: Sequence[float], flags: Sequence[bool] | None,
+                 scores: dict[str, dict[str, float]]) -> None:
+        """Store the misses' fresh ``values`` (with their truncation ``flags``), merge the whole
+        chunk into ``scores`` in key order, and count the cache hits (and their truncations)."""
+        # + 0.0 turns -0.0 into 0.0, the value the cache gives back: cached and fresh runs then
+        # agree to the bit.
+        fresh = {k: float(v) + 0.0 for k, v in zip(work.misses, values, strict=True)}
+        if self.cache is not None and self.fp_id is not None and fresh:
+            dataset = self.dataset
+            self.cache.put(self.fp_id, [
+                (text_sha(dataset.queries[q]), _doc_sha(dataset, d, self._doc_sha), v,
+                 None if flags is None else bool(flags[i]))
+                for i, ((q, d), v) in enumerate(fresh.items())])
+        for q, d in work.keys:
+            hit = work.cached.get((q, d))
+            scores.setdefault(q, {})[d] = fresh[(q, d)] if hit is None else hit.score
+        stats = self.reranker.stats
+        stats.pairs_from_cache += len(work.cached)
+        stats.pairs_truncated += sum(1 for hit in work.cached.values() if hit.truncated)
 
 
 def _chunks(query_ids: Sequence[str], shortlist: Run, target: int) -> list[list[str]]:
@@ -102,27 +136,23 @@ def chunk_pairs(dataset: Dataset, keys: Sequence[Key]) -> list[tuple[str, str]]:
     return [(dataset.queries[q], dataset.corpus[d]) for q, d in keys]
 
 
-def merge_chunk(scores: dict[str, dict[str, float]], keys: Sequence[Key],
-                values: Sequence[float]) -> None:
-    """Write one chunk's scores into the per-query score map (-0.0 as 0.0, like the cache)."""
-    for (q, d), v in zip(keys, values):
-        scores.setdefault(q, {})[d] = float(v) + 0.0
-
-
 def _doc_sha(dataset: Dataset, doc_id: str, memo: dict[str, bytes]) -> bytes:
     if doc_id not in memo:
         memo[doc_id] = text_sha(dataset.corpus[doc_id])
     return memo[doc_id]
 
 
-def _lookup(cache: ScoreCache, fp_id: int, dataset: Dataset, shortlist: Run,
-            chunk: Sequence[str], doc_sha: dict[str, bytes]) -> dict[tuple[str, str], CachedScore]:
-    """Cached scores of the chunk's (query, doc) pairs, keyed by ids."""
-    found: dict[tuple[str, str], CachedScore] = {}
-    for q in chunk:
-        by_sha = {_doc_sha(dataset, d, doc_sha): d for d in shortlist.ranking[q]}
+def _lookup(cache: ScoreCache, fp_id: int, dataset: Dataset, keys: Sequence[Key],
+            doc_sha: dict[str, bytes]) -> dict[Key, CachedScore]:
+    """Cached scores of a chunk's (query, doc) pairs, keyed by ids (one query per lookup)."""
+    by_query: dict[str, list[str]] = {}
+    for q, d in keys:
+        by_query.setdefault(q, []).append(d)
+    found: dict[Key, CachedScore] = {}
+    for q, docs in by_query.items():
+        by_sha = {_doc_sha(dataset, d, doc_sha): d for d in docs}
         hits = cache.lookup(fp_id, text_sha(dataset.queries[q]), by_sha)
-        for d in shortlist.ranking[q]:
+        for d in docs:
             hit = hits.get(doc_sha[d])
             if hit is not None:
                 found[(q, d)] = hit
