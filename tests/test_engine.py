@@ -115,6 +115,8 @@ def test_auto_dtype_is_bf16_only_on_cpus_with_native_bf16(monkeypatch):
     monkeypatch.setattr(engine_mod, "cpu_flags", lambda: frozenset({"amx_bf16", "amx_tile"}))
     assert resolve_dtype("auto", cpu) == torch.bfloat16
     assert resolve_dtype("bf16", cpu) == torch.bfloat16
+    # On a GPU: fp16, which kept rankings faithful on the H200 where bf16 did not (benchmarks/).
+    assert resolve_dtype("auto", torch.device("cuda")) == torch.float16
     with pytest.raises(InputError, match="unknown dtype 'int4'"):
         resolve_dtype("int4", cpu)
 
@@ -271,3 +273,18 @@ def test_scifact_pairs_encode_exactly_as_whole_passages(scifact_dir):
                            truncation="only_second", max_length=128)
     assert enc.input_ids == ref["input_ids"]
     assert enc.token_type_ids == ref["token_type_ids"]
+
+
+def test_scores_that_overflow_their_precision_are_an_error_naming_the_dtype(tiny_cross_encoder):
+    reranker = _cross_encoder(tiny_cross_encoder, max_length=64, dtype="float32")
+    real_model = reranker.scorer.model
+
+    def overflowing(**inputs):
+        out = real_model(**inputs)
+        out.logits[0, 0] = float("inf")
+        return out
+
+    reranker.scorer._forward = overflowing
+    with pytest.raises(InputError, match=r"rerankers\[ce\]\.dtype: float32 gave non-finite "
+                                         r"scores for 1 of 5 pairs"):
+        reranker.score(_pairs(5))

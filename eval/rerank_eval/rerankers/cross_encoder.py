@@ -46,9 +46,8 @@ class CrossEncoder(Reranker):
 
     Speed (see ``scoring/engine.py``): ``dtype: int8`` (CPU, explicit opt-in) quantizes the
     Linear layers dynamically; check its fidelity with ``rerank-eval bench --dtypes int8``.
-    ``dtype: auto`` takes bf16 where the hardware has native bf16 (CPU flags
-    avx512_bf16/amx: autocast over fp32 weights; a bf16 GPU: bf16 weights), fp16 weights on other
-    GPUs, else fp32.
+    ``dtype: auto`` takes fp16 weights on a GPU (head in fp32), bf16 autocast on a CPU with
+    native bf16 (flags avx512_bf16/amx), else fp32 (see ``resolve_dtype`` for why).
     ``compile: auto`` uses ``torch.compile`` only for runs of at least ``compile_min_pairs``
     pairs (the compile costs tens of seconds); ``max_tokens_per_batch`` caps padded tokens per
     batch. ``describe()`` records the path that ran.
@@ -198,6 +197,11 @@ class CrossEncoder(Reranker):
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         self._maybe_compile(self.scorer, len(pairs))
         scores, truncated = self.scorer.score(pairs)
+        if not np.isfinite(scores).all():
+            raise InputError(
+                f"rerankers[{self.name}].dtype: {self.resolved['dtype']} gave non-finite scores "
+                f"for {int((~np.isfinite(scores)).sum())} of {len(pairs)} pairs (the model "
+                "overflows this precision); use dtype: bfloat16 or float32")
         self.last_truncated = self.scorer.last_truncated
         self.stats.pairs_scored += len(pairs)
         self.stats.pairs_truncated += truncated
