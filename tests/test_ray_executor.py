@@ -129,6 +129,17 @@ def test_pipeline_with_executor_ray_reports_local_metrics(local_ray, tiny_cross_
     assert remote["rerankers"][0]["executor"]["kind"] == "ray"
     assert remote["config"]["executor"]["ray"]["workers"] == 1
     assert local["rerankers"][0]["executor"] == {"kind": "local"}
+    # Latency is measured where the scoring runs: on a worker (its hardware named), same sample.
+    ray_stage, local_stage = remote["rerankers"][0], local["rerankers"][0]
+    assert ray_stage["latency_where"].startswith("ray worker on ")
+    assert ray_stage["latency_hardware"]["id"].startswith("hw-")
+    assert local_stage["latency_where"] == "this process"
+    assert "latency_hardware" not in local_stage
+    for depth in ("5", "10"):
+        assert ray_stage["latency_ms"][depth]["queries"] == local_stage["latency_ms"][depth][
+            "queries"] > 0
+        assert ray_stage["latency_ms"][depth]["pairs_per_query"] == local_stage["latency_ms"][
+            depth]["pairs_per_query"]
 
 
 # -- the score cache on Ray: the driver reads it, workers see only the misses -----------------

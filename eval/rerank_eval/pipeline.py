@@ -173,7 +173,7 @@ def score_reranker(prepared: PreparedDataset, rr_cfg: RerankerConfig, reranker: 
     info.update(benchmark_reranker(
         reranker, dataset, config, first_stage=fs_run, shortlist=prepared.shortlist,
         model_scores=model_scores, evaluations=evaluations, scoring_s=elapsed,
-        description=info["description"], log=log))
+        description=info["description"], log=log, measure_latency=executor.measure_latency))
     return StageResult(name=rr_cfg.name, kind=rr_cfg.kind, model=reranker.model_id,
                        evaluations=evaluations,
                        info={**info, "pairs_scored": reranker.stats.pairs_scored,

@@ -14,6 +14,7 @@ import copy
 import random
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -62,27 +63,44 @@ def _sample(ids: Sequence[str], cfg: LatencyConfig) -> tuple[list[str], list[str
     return warm, sample
 
 
-def measure_rerank_latency(
-    reranker: Reranker, dataset: Dataset, shortlist: Run, depths: Sequence[int],
-    cfg: LatencyConfig,
-) -> dict[str, dict[str, float | int | None]]:
-    """``{depth: {p50, p95, p99, mean, queries, pairs_per_query}}`` in milliseconds."""
+@dataclass
+class LatencyPlan:
+    """What a latency measurement times: plain data, so it can travel to a Ray worker."""
+
+    warmup: list[str]  # query ids, not recorded
+    sample: list[str]  # query ids, recorded
+    candidates: dict[str, list[tuple[str, str]]]  # query id -> its top-max(depth) pairs
+    depths: list[int]
+    seed: int
+
+
+def latency_plan(dataset: Dataset, shortlist: Run, depths: Sequence[int],
+                 cfg: LatencyConfig) -> LatencyPlan | None:
+    """The seeded query sample and its candidate pairs; None when latency is off."""
     if cfg.queries <= 0:
-        return {}
+        return None
     eligible = [q for q, docs in shortlist.ranking.items() if docs]
     warm, sample = _sample(eligible, cfg)
-    rng = random.Random(cfg.seed + 1)
+    deepest = max(depths)
+    candidates = {q: [(dataset.queries[q], dataset.corpus[d])
+                      for d in shortlist.ranking[q][:deepest]] for q in {*warm, *sample}}
+    return LatencyPlan(warm, sample, candidates, list(depths), cfg.seed)
+
+
+def time_latency_plan(reranker: Reranker, plan: LatencyPlan
+                      ) -> dict[str, dict[str, float | int | None]]:
+    """``{depth: {p50, p95, p99, mean, queries, pairs_per_query}}`` in milliseconds."""
+    rng = random.Random(plan.seed + 1)
     saved = copy.deepcopy(reranker.stats)
-    timings: dict[int, list[float]] = {d: [] for d in depths}
-    pairs_seen: dict[int, list[int]] = {d: [] for d in depths}
+    timings: dict[int, list[float]] = {d: [] for d in plan.depths}
+    pairs_seen: dict[int, list[int]] = {d: [] for d in plan.depths}
     try:
-        for phase, queries in (("warmup", warm), ("measure", sample)):
+        for phase, queries in (("warmup", plan.warmup), ("measure", plan.sample)):
             for q in queries:
-                order = list(depths)
+                order = list(plan.depths)
                 rng.shuffle(order)
                 for depth in order:
-                    pairs = [(dataset.queries[q], dataset.corpus[d])
-                             for d in shortlist.ranking[q][:depth]]
+                    pairs = plan.candidates[q][:depth]
                     _sync()
                     t0 = time.perf_counter()
                     reranker.score(pairs)
@@ -95,7 +113,16 @@ def measure_rerank_latency(
         reranker.stats = saved
     return {str(d): {**latency_summary(timings[d]),
                      "pairs_per_query": float(np.mean(pairs_seen[d])) if pairs_seen[d] else 0.0}
-            for d in depths}
+            for d in plan.depths}
+
+
+def measure_rerank_latency(
+    reranker: Reranker, dataset: Dataset, shortlist: Run, depths: Sequence[int],
+    cfg: LatencyConfig,
+) -> dict[str, dict[str, float | int | None]]:
+    """Latency of ``reranker`` in this process (see ``time_latency_plan``); {} when off."""
+    plan = latency_plan(dataset, shortlist, depths, cfg)
+    return {} if plan is None else time_latency_plan(reranker, plan)
 
 
 def measure_first_stage_latency(

@@ -6,7 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from rerank_eval.benchmark.latency import measure_rerank_latency, throughput
+from rerank_eval.benchmark.latency import (
+    LatencyPlan,
+    latency_plan,
+    throughput,
+    time_latency_plan,
+)
 from rerank_eval.benchmark.output_cut import output_cut_quality
 from rerank_eval.benchmark.recommend import recommend_depth
 from rerank_eval.benchmark.scores import score_distribution
@@ -29,8 +34,11 @@ def benchmark_reranker(
     scoring_s: float,
     description: dict[str, Any],
     log: Callable[[str], None] = print,
+    measure_latency: LatencyFn | None = None,
 ) -> dict[str, Any]:
-    """Everything results.json records about a reranker's cost and its recommended depth."""
+    """Everything results.json records about a reranker's cost and its recommended depth.
+    ``measure_latency`` (an executor's) times the latency plan where scoring runs; default:
+    in this process."""
     import torch
 
     queries = sum(1 for docs in shortlist.ranking.values() if docs)
@@ -47,9 +55,18 @@ def benchmark_reranker(
                          "only on a pass that runs the model for every pair (--no-cache)")
     info: dict[str, Any] = {"throughput": bulk}
     latency: dict[str, Any] = {}
-    if reranker.latency_probes:
-        latency = measure_rerank_latency(reranker, dataset, shortlist, config.depths,
-                                         config.latency)
+    plan = latency_plan(dataset, shortlist, config.depths, config.latency)
+    if reranker.latency_probes and plan is not None:
+        # One measurement per hardware setup, where the scoring runs (this process, or one
+        # Ray worker per hardware id); the first is the reranker's latency.
+        measured = (measure_latency or _here)(reranker, plan)
+        latency = measured[0]["latency_ms"]
+        info["latency_where"] = measured[0]["where"]
+        if measured[0].get("hardware"):
+            info["latency_hardware"] = measured[0]["hardware"]
+        if len(measured) > 1:
+            info["latency_ms_by_hardware"] = {m["hardware"]["id"]: m["latency_ms"]
+                                              for m in measured}
     info["latency_ms"] = latency
     info["latency_setup"] = {
         **vars(config.latency), "measured": bool(latency),
@@ -73,3 +90,10 @@ def benchmark_reranker(
     for line in rec.reasoning:
         log(f"{reranker.name} recommendation: {line}")
     return info
+
+
+LatencyFn = Callable[[Reranker, LatencyPlan], list[dict[str, Any]]]
+
+
+def _here(reranker: Reranker, plan: LatencyPlan) -> list[dict[str, Any]]:
+    return [{"where": "this process", "latency_ms": time_latency_plan(reranker, plan)}]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rerank_eval.benchmark.latency import LatencyPlan, time_latency_plan
 from rerank_eval.config import ExecutorConfig
 from rerank_eval.datasets import Dataset
 from rerank_eval.errors import InputError
@@ -39,6 +40,11 @@ class Executor:
               cache: ScoreCache | None = None) -> dict[str, dict[str, float]]:
         """Model scores, query id -> doc id -> score; updates ``reranker.stats``."""
         raise NotImplementedError
+
+    def measure_latency(self, reranker: Reranker, plan: LatencyPlan) -> list[dict[str, Any]]:
+        """Per-query latency where this executor scores: here, in this process. Returns one
+        ``{"where", "latency_ms", "hardware"?}`` per hardware setup measured."""
+        return [{"where": "this process", "latency_ms": time_latency_plan(reranker, plan)}]
 
     def close(self) -> None:
         """Release workers (the local executor holds none)."""

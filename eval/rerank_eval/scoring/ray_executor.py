@@ -27,6 +27,8 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 import rerank_eval
+from rerank_eval.benchmark.hardware import hardware_fingerprint
+from rerank_eval.benchmark.latency import LatencyPlan, time_latency_plan
 from rerank_eval.config import ExecutorConfig
 from rerank_eval.datasets import Dataset
 from rerank_eval.errors import InputError
@@ -54,7 +56,11 @@ class ScoringWorker:
     def __init__(self, name: str, kind: str, params: dict[str, Any], base_dir: str):
         from rerank_eval.rerankers import build_reranker
 
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        # Tokenize on this worker's CPUs only (the Rust pool reads RAYON_NUM_THREADS once, at
+        # its first use, which is after this): workers sharing a node do not oversubscribe it.
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+        os.environ.setdefault("RAYON_NUM_THREADS", str(max(1, int(cpus or 1))))
         self.reranker = build_reranker(name, kind, params, base_dir=Path(base_dir))
         self.host = socket.gethostname()
         # Load the model now, so ready() means "can score" and load errors surface here.
@@ -62,6 +68,14 @@ class ScoringWorker:
 
     def ready(self) -> str:
         return self.host
+
+    def hardware(self) -> dict[str, Any]:
+        """This worker's hardware fingerprint (its id groups workers for latency), and host."""
+        return {**hardware_fingerprint(), "host": self.host}
+
+    def time_latency(self, plan: LatencyPlan) -> dict[str, Any]:
+        """Per-query latency of this worker's reranker on ``plan`` (single requests)."""
+        return time_latency_plan(self.reranker, plan)
 
     def score(self, pairs: list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray | None, int,
                                                            float, str]:
@@ -259,6 +273,29 @@ class RayExecutor(Executor):
                          pairs=stats["pairs"] + len(values), busy_s=stats["busy_s"] + busy_s)
             finished(i, values, flags, truncated)
         return per_worker
+
+    def measure_latency(self, reranker: Reranker, plan: LatencyPlan) -> list[dict[str, Any]]:
+        """Latency measured on one worker per hardware id, one plan at a time (so the workers
+        measured do not share a GPU with each other's probes). Uses the pool that scored (or
+        starts one worker if every pair came from the cache)."""
+        key = (reranker.name, reranker.kind, repr(sorted(reranker.params.items())),
+               str(reranker.base_dir))
+        self._ensure_pool(reranker, max(1, len(self.actors)) if key == self._pool_key else 1)
+        by_id: dict[str, tuple[Any, dict[str, Any]]] = {}
+        for actor in list(self.actors):
+            try:
+                hw = ray.get(actor.hardware.remote())
+            except RayActorError:
+                continue  # a dead worker is replaced when the pool next scores
+            by_id.setdefault(hw["id"], (actor, hw))
+        if not by_id:
+            raise RuntimeError("executor.ray: no live worker to measure latency on")
+        measured = []
+        for actor, hw in by_id.values():
+            where = f"ray worker on {hw['host']}"
+            measured.append({"where": where, "hardware": hw,
+                             "latency_ms": ray.get(actor.time_latency.remote(plan))})
+        return measured
 
     def _start(self, slot: int, reranker: Reranker) -> None:
         """A fresh actor in ``slot``; it takes chunks once it reports ready."""
