@@ -192,15 +192,21 @@ def test_compiled_path_scores_like_eager(tiny_cross_encoder):
     assert comp.describe()["compiled"] is True, comp.describe()["compile_error"]
 
 
+def _engine_and_transformers_encodings(scorer, pairs, max_length: int):
+    """The engine's encoding of ``pairs`` and transformers' own, to compare."""
+    trimmed, cut = scorer._trim_queries([q for q, _ in pairs])
+    enc = scorer.encode(pairs, np.arange(len(pairs)), trimmed, cut)
+    ref = scorer.tokenizer([q for q, _ in pairs], [p for _, p in pairs],
+                           truncation="only_second", max_length=max_length)
+    return enc, ref
+
+
 def test_pair_encoding_gives_the_ids_transformers_gives(scorer):
     """The engine encodes with the Rust tokenizer directly; ids, token types and truncation
     must be exactly those of ``tokenizer(q, p, truncation="only_second")``."""
     pairs = _pairs(40) + [("ünïcode query", "Ünïcode pässage, with punctuation!" * 9),
                           ("", "empty query"), ("empty passage", "")]
-    trimmed, cut = scorer._trim_queries([q for q, _ in pairs])
-    enc = scorer.encode(pairs, np.arange(len(pairs)), trimmed, cut)
-    ref = scorer.tokenizer([q for q, _ in pairs], [p for _, p in pairs],
-                           truncation="only_second", max_length=64)
+    enc, ref = _engine_and_transformers_encodings(scorer, pairs, 64)
     assert enc.input_ids == ref["input_ids"]
     assert enc.token_type_ids == ref["token_type_ids"]
     overflowed = [i for i, ids in enumerate(ref["input_ids"]) if len(ids) == 64
@@ -245,10 +251,7 @@ def test_long_passages_cut_before_tokenizing_give_the_same_ids(scorer):
             passage = "y" * (limit + 50) + " tail"
         pairs.append((f"query {i % 4}", passage))
     assert sum(len(p) > limit for _, p in pairs) > 20
-    trimmed, cut = scorer._trim_queries([q for q, _ in pairs])
-    enc = scorer.encode(pairs, np.arange(len(pairs)), trimmed, cut)
-    ref = scorer.tokenizer([q for q, _ in pairs], [p for _, p in pairs],
-                           truncation="only_second", max_length=64)
+    enc, ref = _engine_and_transformers_encodings(scorer, pairs, 64)
     assert enc.input_ids == ref["input_ids"]
     assert enc.truncated_index.tolist() == [i for i, e in enumerate(ref.encodings)
                                              if e.overflowing]
@@ -267,10 +270,7 @@ def test_scifact_pairs_encode_exactly_as_whole_passages(scifact_dir):
     with open(scifact_dir / "corpus.jsonl", encoding="utf-8") as f:
         docs = [json.loads(line) for line, _ in zip(f, range(600))]
     pairs = [(queries[i % 20], f"{d['title']} {d['text']}") for i, d in enumerate(docs)]
-    trimmed, cut = scorer._trim_queries([q for q, _ in pairs])
-    enc = scorer.encode(pairs, np.arange(len(pairs)), trimmed, cut)
-    ref = scorer.tokenizer([q for q, _ in pairs], [p for _, p in pairs],
-                           truncation="only_second", max_length=128)
+    enc, ref = _engine_and_transformers_encodings(scorer, pairs, 128)
     assert enc.input_ids == ref["input_ids"]
     assert enc.token_type_ids == ref["token_type_ids"]
 
