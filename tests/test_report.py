@@ -130,3 +130,22 @@ def test_report_renders_in_headless_chromium(tiny_run, tmp_path):
     pixels = mpimg.imread(shot)
     assert pixels.shape[0] == 3000 and pixels.shape[1] == 1200
     assert pixels[..., :3].std() > 0.05  # not a blank page: text, tables and plots drew
+
+
+def test_latency_measured_on_a_ray_worker_is_shown_under_the_workers_hardware():
+    """The driver's hardware describes the run; latency belongs to where it was measured."""
+    from rerank_eval.reports.tables import latency_side_by_side
+
+    lat = {"10": {"p50": 12.0}, "20": {"p50": 20.0}}
+    results = {"name": "exp", "hardware": {"id": "hw-driver"}, "rerankers": [
+        {"name": "on-worker", "latency_ms": lat, "latency_hardware": {"id": "hw-gpu-node"}},
+        {"name": "two-setups", "latency_ms": lat, "latency_hardware": {"id": "hw-a"},
+         "latency_ms_by_hardware": {"hw-a": lat, "hw-b": {"10": {"p50": 30.0}}}},
+        {"name": "here", "latency_ms": {"10": {"p50": 5.0}}},
+    ]}
+    table = latency_side_by_side([results]).set_index(["system", "rerank depth"])
+    assert table.loc[("on-worker", 10), "hw-gpu-node p50 (ms)"] == "12.0"
+    assert table.loc[("on-worker", 10), "hw-driver p50 (ms)"] == "—"
+    assert table.loc[("two-setups", 10), "hw-b p50 (ms)"] == "30.0"
+    assert table.loc[("two-setups", 20), "hw-b p50 (ms)"] == "—"
+    assert table.loc[("here", 10), "hw-driver p50 (ms)"] == "5.0"

@@ -28,6 +28,7 @@ SCHEMA_VERSION = 1
 MEASUREMENT_KEYS = frozenset({
     "timings_s", "hardware", "latency_ms", "throughput", "executor",
     "request_latency_ms", "request_latency_summary_ms", "reasoning",
+    "latency_hardware", "latency_ms_by_hardware", "latency_where",
 })
 
 

@@ -124,18 +124,29 @@ def _lat_cols(lat: dict[str, Any]) -> dict[str, str]:
             "pairs/query": _num(lat.get("pairs_per_query"), ".1f")}
 
 
+def latency_by_setup(r: Results, rr: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A reranker's latency per hardware id: where it was measured (a Ray worker's hardware,
+    several when the pool spans setups), else the run's own hardware."""
+    if rr.get("latency_ms_by_hardware"):
+        return dict(rr["latency_ms_by_hardware"])
+    if not rr.get("latency_ms"):
+        return {}
+    hw = (rr.get("latency_hardware") or {}).get("id") or hw_id(r)
+    return {hw: rr["latency_ms"]}
+
+
 def latency_side_by_side(results: Sequence[Results], stat: str = "p50") -> pd.DataFrame:
     """The same systems and depths, one latency column per hardware setup."""
     table: dict[tuple, dict[str, str]] = {}
     setups: list[str] = []
     for r in results:
-        hw = hw_id(r)
-        if hw not in setups:
-            setups.append(hw)
         for rr in r["rerankers"]:
-            for depth, lat in (rr.get("latency_ms") or {}).items():
-                key = (experiment(r), rr["name"], int(depth))
-                table.setdefault(key, {})[f"{hw} {stat} (ms)"] = _num(lat.get(stat), ".1f")
+            for hw, latency in latency_by_setup(r, rr).items():
+                if hw not in setups:
+                    setups.append(hw)
+                for depth, lat in latency.items():
+                    key = (experiment(r), rr["name"], int(depth))
+                    table.setdefault(key, {})[f"{hw} {stat} (ms)"] = _num(lat.get(stat), ".1f")
     rows = [{"experiment": e, "system": s, "rerank depth": d, **v}
             for (e, s, d), v in sorted(table.items())]
     cols = ["experiment", "system", "rerank depth"] + [f"{h} {stat} (ms)" for h in setups]
