@@ -10,7 +10,6 @@ from rerank_eval.benchmark.latency import (
     LatencyPlan,
     latency_plan,
     throughput,
-    time_latency_plan,
 )
 from rerank_eval.benchmark.output_cut import output_cut_quality
 from rerank_eval.benchmark.recommend import recommend_depth
@@ -34,11 +33,10 @@ def benchmark_reranker(
     scoring_s: float,
     description: dict[str, Any],
     log: Callable[[str], None] = print,
-    measure_latency: LatencyFn | None = None,
+    measure_latency: LatencyFn,
 ) -> dict[str, Any]:
     """Everything results.json records about a reranker's cost and its recommended depth.
-    ``measure_latency`` (an executor's) times the latency plan where scoring runs; default:
-    in this process."""
+    ``measure_latency`` (the executor's) times the latency plan where scoring runs."""
     import torch
 
     queries = sum(1 for docs in shortlist.ranking.values() if docs)
@@ -55,11 +53,12 @@ def benchmark_reranker(
                          "only on a pass that runs the model for every pair (--no-cache)")
     info: dict[str, Any] = {"throughput": bulk}
     latency: dict[str, Any] = {}
-    plan = latency_plan(dataset, shortlist, config.depths, config.latency)
-    if reranker.latency_probes and plan is not None:
+    plan = (latency_plan(dataset, shortlist, config.depths, config.latency)
+            if reranker.latency_probes else None)
+    if plan is not None:
         # One measurement per hardware setup, where the scoring runs (this process, or one
         # Ray worker per hardware id); the first is the reranker's latency.
-        measured = (measure_latency or _here)(reranker, plan)
+        measured = measure_latency(reranker, plan)
         latency = measured[0]["latency_ms"]
         info["latency_where"] = measured[0]["where"]
         if measured[0].get("hardware"):
@@ -93,7 +92,3 @@ def benchmark_reranker(
 
 
 LatencyFn = Callable[[Reranker, LatencyPlan], list[dict[str, Any]]]
-
-
-def _here(reranker: Reranker, plan: LatencyPlan) -> list[dict[str, Any]]:
-    return [{"where": "this process", "latency_ms": time_latency_plan(reranker, plan)}]

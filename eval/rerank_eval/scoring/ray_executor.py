@@ -278,9 +278,8 @@ class RayExecutor(Executor):
         """Latency measured on one worker per hardware id, one plan at a time (so the workers
         measured do not share a GPU with each other's probes). Uses the pool that scored (or
         starts one worker if every pair came from the cache)."""
-        key = (reranker.name, reranker.kind, repr(sorted(reranker.params.items())),
-               str(reranker.base_dir))
-        self._ensure_pool(reranker, max(1, len(self.actors)) if key == self._pool_key else 1)
+        same = _pool_key(reranker) == self._pool_key
+        self._ensure_pool(reranker, max(1, len(self.actors)) if same else 1)
         by_id: dict[str, tuple[Any, dict[str, Any]]] = {}
         for actor in list(self.actors):
             try:
@@ -317,8 +316,7 @@ class RayExecutor(Executor):
         """Reuse the pool when the same reranker scores again (another dataset of a sweep, a
         partly cached pass needing fewer workers); otherwise start ``n_workers`` fresh actors,
         each loading the model once. True when it started a new pool."""
-        key = (reranker.name, reranker.kind, repr(sorted(reranker.params.items())),
-               str(reranker.base_dir))
+        key = _pool_key(reranker)
         if key != self._pool_key or len(self.actors) < n_workers:
             self._release()
             self.actors = [None] * n_workers
@@ -340,3 +338,9 @@ class RayExecutor(Executor):
         if self._owns_ray:
             ray.shutdown()
             self._owns_ray = False
+
+
+def _pool_key(reranker: Reranker) -> tuple:
+    """What a pool's actors were built from: the same key means the pool can be reused."""
+    return (reranker.name, reranker.kind, repr(sorted(reranker.params.items())),
+            str(reranker.base_dir))
