@@ -14,7 +14,8 @@ from rerank_eval.scoring.engine import PairScorer, resolve_dtype
 
 
 def _cross_encoder(model: Path | str, **params):
-    return build_reranker("ce", "cross-encoder", {"model": str(model), **params},
+    """The CPU paths (on any machine); tests of the GPU paths are in test_cuda_graphs.py."""
+    return build_reranker("ce", "cross-encoder", {"model": str(model), "device": "cpu", **params},
                           base_dir=Path.cwd())
 
 
@@ -74,7 +75,7 @@ def test_batches_cover_every_pair_once_longest_first_within_both_caps(scorer):
 
 def test_query_comes_first_and_only_the_passage_is_truncated(scorer):
     pair = ("which protein binds", "long passage " * 100)
-    enc = scorer.encode([pair], np.arange(1), *scorer._trim_queries([pair[0]]))
+    enc = scorer.encode([pair])
     text = scorer.tokenizer.decode(enc.input_ids[0])
     assert len(enc.input_ids[0]) == 64
     assert text.startswith("[CLS] which protein binds [SEP] long passage")
@@ -131,6 +132,8 @@ def test_bf16_runs_an_fp32_model_under_autocast_within_bf16_precision(tiny_cross
     assert bf16.describe()["scoring_path"] == "cpu/bfloat16-autocast/eager"
     assert not np.array_equal(scores, fp32)
     np.testing.assert_allclose(scores, fp32, atol=0.05)
+    # The head runs in fp32 outside autocast: scores stay continuous, no ties added.
+    assert len(np.unique(scores)) == len(np.unique(fp32))
 
 
 def test_int8_is_an_opt_in_cpu_path_close_to_fp32(tiny_cross_encoder):
@@ -194,8 +197,7 @@ def test_compiled_path_scores_like_eager(tiny_cross_encoder):
 
 def _engine_and_transformers_encodings(scorer, pairs, max_length: int):
     """The engine's encoding of ``pairs`` and transformers' own, to compare."""
-    trimmed, cut = scorer._trim_queries([q for q, _ in pairs])
-    enc = scorer.encode(pairs, np.arange(len(pairs)), trimmed, cut)
+    enc = scorer.encode(pairs)
     ref = scorer.tokenizer([q for q, _ in pairs], [p for _, p in pairs],
                            truncation="only_second", max_length=max_length)
     return enc, ref
@@ -240,7 +242,7 @@ def test_long_passages_cut_before_tokenizing_give_the_same_ids(scorer):
     """Passages past ``cut_chars_per_token`` characters per window token are cut at a space
     before tokenizing; kept only where the window ends well before the cut, else encoded whole.
     Either way the ids are those of the whole passage."""
-    limit = scorer.cut_chars_per_token * scorer.max_length
+    limit = scorer.encoder.cut_chars_per_token * scorer.max_length
     rng = np.random.default_rng(0)
     words = ["a", "protein", "x", "binding-site", "is", "CD4+", "épitope", "of", "3.5", "—"]
     pairs = []
@@ -288,3 +290,44 @@ def test_scores_that_overflow_their_precision_are_an_error_naming_the_dtype(tiny
     with pytest.raises(InputError, match=r"rerankers\[ce\]\.dtype: float32 gave non-finite "
                                          r"scores for 1 of 5 pairs"):
         reranker.score(_pairs(5))
+
+
+def test_token_types_of_an_unusual_pair_template_are_read_from_the_tokenizer(
+        tiny_cross_encoder):
+    """Token types are derived from where the passage starts when the template gives
+    0...0 1...1; any other template (here [CLS] typed 2) is read pair by pair, still exact."""
+    from rerank_eval.scoring.encoding import PairEncoder
+    from tokenizers.processors import TemplateProcessing
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_cross_encoder))
+    cls, sep = tok.cls_token_id, tok.sep_token_id
+    tok.backend_tokenizer.post_processor = TemplateProcessing(
+        single="[CLS]:2 $A:0 [SEP]:0", pair="[CLS]:2 $A:0 [SEP]:0 $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    encoder = PairEncoder(tok, 64)
+    assert encoder.types_from_encodings
+    pairs = _pairs(30)
+    enc = encoder.encode(pairs, np.arange(len(pairs)), encoder.queries([q for q, _ in pairs]))
+    ref = tok([q for q, _ in pairs], [p for _, p in pairs], truncation="only_second",
+              max_length=64)
+    assert enc.input_ids == ref["input_ids"]
+    assert enc.token_type_ids == ref["token_type_ids"]
+    assert enc.token_type_ids[0][0] == 2
+    padded = enc.pad(np.arange(2), 64, 0)
+    assert padded[2, 0, 0] == 2 and padded[2, 0, -1] == 0  # padding has type 0
+
+
+def test_a_query_cut_mid_word_is_encoded_as_its_cut_text(scorer):
+    """A query past half the window is cut at a token boundary; the pair is then exactly the
+    cut query's text with the passage (token types included)."""
+    long_query = "unaffable antidisestablishmentarianism " * 20
+    pairs = [(long_query, "a passage " * 40), ("short query", "another passage")]
+    enc = scorer.encode(pairs)
+    queries = scorer.encoder.queries([q for q, _ in pairs])
+    assert queries.cut == {long_query}
+    ref = scorer.tokenizer([queries.text[q] for q, _ in pairs], [p for _, p in pairs],
+                           truncation="only_second", max_length=64)
+    assert enc.input_ids == ref["input_ids"]
+    assert enc.token_type_ids == ref["token_type_ids"]
+    assert enc.truncated_index.tolist() == [0]

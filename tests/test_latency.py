@@ -65,6 +65,18 @@ def test_one_call_per_query_and_depth_plus_warmup_and_nothing_counted():
     assert out["5"]["p50"] < out["20"]["p50"] < out["40"]["p50"]
 
 
+def test_backends_that_prepare_per_shape_see_every_probe_before_timing():
+    """CUDA graphs are captured on a shape's second call: every probe is scored that many
+    times untimed first, so no capture lands in a timed call."""
+    dataset, run = _data()
+    rr = SleepyReranker()
+    rr.latency_warmup_rounds = lambda: 2
+    out = measure_rerank_latency(rr, dataset, run, [5, 20],
+                                 LatencyConfig(queries=4, warmup=1, seed=0))
+    assert len(rr.calls) == (1 + 2 * 4 + 4) * 2
+    assert all(v["queries"] == 4 for v in out.values())
+
+
 def test_sample_is_seeded_and_capped_by_the_queries_available():
     dataset, run = _data(n_queries=4)
     cfg = LatencyConfig(queries=50, warmup=0, seed=3)

@@ -7,9 +7,11 @@ method alike), it times:
 - ``peer``: sentence-transformers ``CrossEncoder.predict`` (same weights, pairs, batch size and
   max_length; identity activation so scores are raw logits);
 - ``ceiling/<dtype>``: a bare forward loop over pre-tokenized, pre-padded, length-sorted
-  batches (no tokenization, no Python around it): the most a scorer can reach on this
+  batches already on the device (no tokenization, no Python around it), through the engine's
+  own forward path (replayed CUDA graphs on a GPU): the most a scorer can reach on this
   hardware with this dtype;
-- ``engine/<variant>``: the harness's CrossEncoder reranker as a run uses it.
+- ``engine/<variant>``: the harness's CrossEncoder reranker as a run uses it;
+- on a GPU, ``ceiling/<auto>-eager`` and ``engine/<auto>-eager``: the same without CUDA graphs.
 
 Ratios are per round (engine/peer, engine/ceiling of its dtype), reported as medians; fidelity
 is measured against the fp32 engine's scores (max |diff|, per-query Kendall tau, nDCG@10).
@@ -34,7 +36,7 @@ import torch
 from rerank_eval.datasets import Dataset, load_dataset
 from rerank_eval.errors import InputError
 from rerank_eval.rerankers.cross_encoder import CrossEncoder
-from rerank_eval.scoring.engine import DTYPES, cpu_flags, cpu_has_native_bf16, resolve_dtype
+from rerank_eval.scoring.engine import cpu_flags, cpu_has_native_bf16, resolve_dtype
 
 SHORT = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "int8": "int8"}
 
@@ -120,32 +122,25 @@ def _sync(device: torch.device) -> None:
 
 
 class Ceiling:
-    """Bare forward passes over batches built before timing starts (same batching as the
-    engine: real token length, longest first, ``batch_size`` pairs)."""
+    """Bare forward passes over batches built and moved to the device before timing starts:
+    the engine's batching (real token length, longest first) and the engine's forward path
+    (a CUDA graph per shape where the engine uses them, else eager)."""
 
-    def __init__(self, engine: CrossEncoder, pairs: Sequence[tuple[str, str]], dtype: torch.dtype):
+    def __init__(self, engine: CrossEncoder, pairs: Sequence[tuple[str, str]]):
         self.scorer = engine.scorer
-        self.dtype = dtype
         s = self.scorer
-        trimmed, cut = s._trim_queries([q for q, _ in pairs])
-        enc = s.encode(pairs, np.arange(len(pairs)), trimmed, cut)
-        lengths = np.fromiter(map(len, enc.input_ids), dtype=np.int64, count=len(pairs))
+        enc = s.encode(pairs)
         self.order = []
         self.batches = []
-        for rows in s.plan_batches(lengths):
-            batch = s._pad(enc, rows)
-            self.batches.append({k: v.to(s.device) for k, v in batch.items()})
+        for rows in s.plan_batches(enc.lengths):
+            self.batches.append((s.batch(enc, rows).to(s.device), len(rows)))
             self.order.append(enc.index[rows])
         self.n = len(pairs)
 
     def __call__(self) -> np.ndarray:
         s = self.scorer
-        outs = []
-        # The engine's own precision path: autocast over fp32 weights, or cast weights.
-        with torch.inference_mode(), torch.autocast(s.device.type, dtype=self.dtype,
-                                                    enabled=s.autocast):
-            for batch in self.batches:
-                outs.append(s.head(s.model(**batch).logits).float())
+        with torch.inference_mode():
+            outs = [s.forward(batch, rows) for batch, rows in self.batches]
         flat = torch.cat(outs).cpu().numpy()
         out = np.empty(self.n, dtype=np.float64)
         out[np.concatenate(self.order)] = flat
@@ -237,10 +232,16 @@ def run_bench(
         eng = ref if dt == "float32" else CrossEncoder(short, {**base, "dtype": dt},
                                                        base_dir=Path.cwd())
         engines[f"engine/{short}"] = eng
-        compute = torch.float32 if dt == "int8" else DTYPES[dt]
-        methods[f"ceiling/{short}"] = Ceiling(eng, bp.pairs, compute)
+        methods[f"ceiling/{short}"] = Ceiling(eng, bp.pairs)
         methods[f"engine/{short}"] = (lambda e=eng: e.scorer.score(bp.pairs)[0])
     auto_name = f"engine/{SHORT[_name(auto_dtype)]}"
+    if engines[auto_name].scorer.graphs is not None:  # what CUDA graphs bring, side by side
+        short = f"{SHORT[_name(auto_dtype)]}-eager"
+        eager = CrossEncoder(short, {**base, "dtype": _name(auto_dtype), "cuda_graphs": False},
+                             base_dir=Path.cwd())
+        engines[f"engine/{short}"] = eager
+        methods[f"ceiling/{short}"] = Ceiling(eager, bp.pairs)
+        methods[f"engine/{short}"] = lambda: eager.scorer.score(bp.pairs)[0]
     compile_s = None
     if compile_:
         comp = CrossEncoder("auto+compile", {**base, "dtype": "auto", "compile": True},
@@ -265,10 +266,16 @@ def run_bench(
             return out.float().cpu().numpy().astype(np.float64)
 
         methods["peer"] = predict
-    # Warm-up: one small call each (allocator, thread pools, oneDNN primitives).
+    # Warm-up: one small call each (allocator, thread pools, oneDNN primitives); with CUDA
+    # graphs, every batch shape twice (a shape is captured on its second occurrence).
     for name in methods:
-        if name.startswith("engine/"):
-            engines[name].scorer.score(bp.pairs[:batch_size])
+        if name.startswith(("engine/", "ceiling/")):
+            scorer = engines[name.replace("ceiling/", "engine/")].scorer
+            if scorer.graphs is not None:
+                methods[name]()
+                methods[name]()
+            elif name.startswith("engine/"):
+                scorer.score(bp.pairs[:batch_size])
         elif name == "peer":
             st.predict(bp.pairs[:batch_size], batch_size=batch_size, show_progress_bar=False)
     names = list(methods)
@@ -333,9 +340,7 @@ def _name(dtype: torch.dtype) -> str:
 
 
 def _truncated(engine: CrossEncoder, bp: BenchPairs) -> int:
-    s = engine.scorer
-    trimmed, cut = s._trim_queries([q for q, _ in bp.pairs])
-    return s.encode(bp.pairs, np.arange(len(bp.pairs)), trimmed, cut).truncated
+    return engine.scorer.encode(bp.pairs).truncated
 
 
 def format_report(report: dict[str, Any]) -> str:

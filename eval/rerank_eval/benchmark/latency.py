@@ -25,7 +25,9 @@ from rerank_eval.rerankers.base import Reranker
 from rerank_eval.runs import Run
 
 LATENCY_RULE = ("wall clock per query (one reranker.score call with the query's top-d pairs, "
-                "tokenization included, model always run: no score cache), warm-up excluded, "
+                "tokenization included, model always run: no score cache), warm-up excluded "
+                "(backends that prepare per batch shape, like CUDA graphs, first score every "
+                "probe untimed), "
                 "depths interleaved per query, CUDA synchronized before each clock read; "
                 "percentiles by linear interpolation (numpy)")
 FIRST_STAGE_RULE = ("wall clock per query, one query at a time against the prebuilt index "
@@ -94,8 +96,9 @@ def time_latency_plan(reranker: Reranker, plan: LatencyPlan
     saved = copy.deepcopy(reranker.stats)
     timings: dict[int, list[float]] = {d: [] for d in plan.depths}
     pairs_seen: dict[int, list[int]] = {d: [] for d in plan.depths}
+    shapes = [q for _ in range(reranker.latency_warmup_rounds()) for q in plan.sample]
     try:
-        for phase, queries in (("warmup", plan.warmup), ("measure", plan.sample)):
+        for phase, queries in (("warmup", plan.warmup + shapes), ("measure", plan.sample)):
             for q in queries:
                 order = list(plan.depths)
                 rng.shuffle(order)

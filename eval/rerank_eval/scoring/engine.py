@@ -2,7 +2,8 @@
 
 Why it is shaped this way (CPU and GPU alike, compute dominates):
 - Pairs are tokenized once, without padding (query first, passage second, only the passage
-  truncated), then sorted by their real token length so each batch pads to a near-equal length.
+  truncated; ``encoding.py``), then sorted by their real token length so each batch pads to a
+  near-equal length.
   Large inputs are tokenized in chunks (approximately length-ordered by characters) on a
   background thread while the model runs on the previous chunk; the fast tokenizer releases
   the GIL, so on a GPU tokenization hides behind compute.
@@ -10,23 +11,26 @@ Why it is shaped this way (CPU and GPU alike, compute dominates):
   batch of long passages never needs more memory than a batch of short ones.
 - Forward passes run under ``torch.inference_mode``; half precision is autocast over fp32
   weights on a CPU (bf16 where native) and cast weights on a GPU (see ``CrossEncoder._load``);
-  optionally through ``torch.compile(dynamic=True)``. On CUDA, batches are built in pinned
-  memory and copied without blocking; scores stay on the device until the end. A CUDA
-  out-of-memory error halves the batch and continues.
+  optionally through ``torch.compile(dynamic=True)``. On CUDA, each batch is one pinned
+  (channel, row, position) array copied without blocking, the forward pass is replayed as a
+  CUDA graph (``cuda_graphs.py``), and scores stay on the device until the end. A CUDA
+  out-of-memory error halves the batch and continues (eagerly).
 - Scores are scattered back to input order.
 """
 
 from __future__ import annotations
 
 import functools
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from rerank_eval.errors import InputError
+from rerank_eval.scoring.cuda_graphs import CudaGraphs
+from rerank_eval.scoring.encoding import CHANNELS, Encoded, PairEncoder
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
@@ -79,6 +83,11 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     to fp32's on DL19 and SciFact) and was as fast as bf16, whose 8-bit mantissa did not
     (tau 0.9875 on SciFact, nDCG@10 -0.0026 on DL19). A model whose activations overflow fp16
     is caught (non-finite scores) and named; ``dtype: bfloat16`` is then the fast choice.
+
+    Why bf16 on a CPU with native bf16: measured on 2 cores of an AMX Xeon (SciFact BM25
+    top-100, the scoring head kept in fp32), 2.7x the fp32 peer with per-query Kendall tau
+    0.993 and nDCG@10 equal to fp32's; fp16 there was no faster than fp32. Without native bf16
+    (AVX512-BF16 or AMX) bf16 is emulated and slower than fp32.
     """
     dtype = DTYPE_ALIASES.get(dtype, dtype)
     if dtype == "auto":
@@ -90,53 +99,17 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return DTYPES[dtype]
 
 
-def _window_ends_before(encoding, position: int) -> bool:
-    """The encoding was truncated and its last passage token ends before ``position``."""
-    if not encoding.overflowing:
-        return False
-    last = len(encoding.ids) - 2  # [CLS] q [SEP] p [SEP] and <s> q </s></s> p </s> alike
-    if last < 0 or encoding.token_to_sequence(last) != 1:
-        return False
-    span = encoding.token_to_chars(last)
-    return span is not None and span[1] <= position
-
-
-def _pair_tokenizer(tokenizer, max_length: int):
-    """An independent copy of a fast tokenizer's Rust backend that truncates pairs to
-    ``max_length`` (passage only) and never pads."""
-    from tokenizers import Tokenizer
-
-    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
-    backend.no_padding()
-    backend.enable_truncation(max_length, stride=0, strategy="only_second", direction="right")
-    return backend
-
-
-@dataclass
-class Encoded:
-    """Unpadded token ids of some pairs, with where each came from."""
-
-    index: np.ndarray  # positions in the caller's input
-    input_ids: list[list[int]]
-    token_type_ids: list[list[int]] | None
-    truncated: int
-    truncated_index: np.ndarray | None = None  # which positions of the caller's input were cut
-
-
 class PairScorer:
     """Scores pairs with a tokenizer and a model whose output is one score per pair.
 
     ``head`` maps the model's logits (batch x labels) to one score per pair. ``dtype`` bf16/fp16
     runs an fp32 model under autocast, or a model already cast to it as it is; ``compiled``
-    swaps the forward for ``torch.compile(model, dynamic=True)`` on first use.
+    swaps the forward for ``torch.compile(model, dynamic=True)`` on first use; ``cuda_graphs``
+    (default: on a CUDA device, eager, not autocast) replays the forward as CUDA graphs.
     """
 
     #: Pairs tokenized per background chunk when tokenization overlaps compute.
     chunk_pairs = 1024
-    #: Passages are cut (at a space) past this many characters per window token before
-    #: tokenizing, and kept whole where the window comes within ``cut_margin_chars`` of the cut.
-    cut_chars_per_token = 6
-    cut_margin_chars = 100
 
     def __init__(
         self,
@@ -152,6 +125,7 @@ class PairScorer:
         compiled: bool = False,
         overlap: bool | None = None,
         quantized: bool = False,
+        cuda_graphs: bool | None = None,
     ):
         self.tokenizer = tokenizer
         self.model = model
@@ -162,16 +136,8 @@ class PairScorer:
         self.dtype = dtype
         self.max_tokens_per_batch = max_tokens_per_batch
         self.overlap = device.type == "cuda" if overlap is None else overlap
-        self.special_tokens = tokenizer.num_special_tokens_to_add(pair=True)
-        # Keep at least half the window for the passage; longer queries are cut (and counted).
-        self.max_query_tokens = max(1, (max_length - self.special_tokens) // 2)
+        self.encoder = PairEncoder(tokenizer, max_length)
         self.pad_id = int(tokenizer.pad_token_id or 0)
-        self.uses_token_types = "token_type_ids" in getattr(tokenizer, "model_input_names", [])
-        # Pairs are encoded by a private copy of the Rust tokenizer, configured once: the same
-        # ids as ``tokenizer(queries, passages, truncation="only_second")`` without the
-        # per-pair Python objects transformers builds (measured: most of the tokenization
-        # time on SciFact pairs, and what capped the engine on a GPU).
-        self.pair_tokenizer = _pair_tokenizer(tokenizer, max_length)
         params = [p.dtype for p in model.parameters()]  # a quantized model may have none left
         self.autocast = dtype != torch.float32 and (not params or params[0] == torch.float32)
         self.pin = device.type == "cuda"
@@ -181,106 +147,64 @@ class PairScorer:
         self.compile_error: str | None = None
         self._compile_checked = False
         self._forward: Callable[..., torch.Tensor] = model
+        if cuda_graphs is None:
+            cuda_graphs = device.type == "cuda" and not self.autocast and not compiled
+        self.graphs: CudaGraphs | None = None
+        self.graphs_error: str | None = None
+        if cuda_graphs:
+            self.graphs = CudaGraphs(self._scores, device)
         if compiled:
             self.compile()
 
     # ---------------------------------------------------------------- paths
     def compile(self) -> None:
         """Route forward passes through ``torch.compile(dynamic=True)`` (compiles lazily on the
-        first batch; shapes vary with every batch, hence dynamic)."""
+        first batch; shapes vary with every batch, hence dynamic). Replaces CUDA graphs."""
         if not self.compiled:
             self._forward = torch.compile(self.model, dynamic=True)
             self.compiled = True
+            self.graphs = None
 
     @property
     def path(self) -> str:
         """Which path scores pairs, e.g. ``cpu/bfloat16-autocast/compiled``."""
         precision = "int8-dynamic" if self.quantized else str(self.dtype).replace("torch.", "")
         precision += "-autocast" if self.autocast else ""
-        return f"{self.device.type}/{precision}/{'compiled' if self.compiled else 'eager'}"
+        mode = "compiled" if self.compiled else "cuda-graphs" if self.graphs else "eager"
+        return f"{self.device.type}/{precision}/{mode}"
 
     # ---------------------------------------------------------------- tokenization
-    def _trim_queries(self, queries: Sequence[str]) -> tuple[dict[str, str], set[str]]:
-        """Over-long queries cut to ``max_query_tokens`` at a token boundary."""
-        unique = list(dict.fromkeys(queries))
-        enc = self.tokenizer(unique, add_special_tokens=False, return_offsets_mapping=True)
-        trimmed: dict[str, str] = {}
-        cut: set[str] = set()
-        for q, offsets in zip(unique, enc["offset_mapping"]):
-            if len(offsets) > self.max_query_tokens:
-                trimmed[q] = q[: offsets[self.max_query_tokens - 1][1]]
-                cut.add(q)
-            else:
-                trimmed[q] = q
-        return trimmed, cut
-
-    def lengths(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        """Approximate length of each pair in characters (only orders chunks; batches are
-        ordered by real token length)."""
-        return np.fromiter((len(q) + len(p) for q, p in pairs), dtype=np.int64, count=len(pairs))
-
-    def encode(self, pairs: Sequence[tuple[str, str]], index: np.ndarray,
-               trimmed: dict[str, str], cut: set[str]) -> Encoded:
-        """Token ids (no padding) of ``pairs[index]``; counts pairs cut to ``max_length``."""
-        encodings = self._encode_pairs([(trimmed[pairs[i][0]], pairs[i][1]) for i in index])
-        cut_index = np.array([i for i, e in zip(index, encodings)
-                              if e.overflowing or pairs[i][0] in cut], dtype=np.int64)
-        types = [e.type_ids for e in encodings] if self.uses_token_types else None
-        return Encoded(index, [e.ids for e in encodings], types, len(cut_index), cut_index)
-
-    def _encode_pairs(self, texts: list[tuple[str, str]]) -> list:
-        """Rust encodings of (query, passage) texts, identical to encoding them whole.
-
-        Tokenizing a passage costs time in proportion to its whole length, though only the
-        first ``max_length`` tokens are kept (on SciFact abstracts, tokenization was what
-        limited the engine on a GPU). So a passage longer than ``cut_chars_per_token`` characters
-        per window token is first cut at a space past that point. The cut is kept only where
-        the window still ends at least ``cut_margin_chars`` before it (the window's tokens are
-        then those of the whole passage: tokenization is local to words); any other pair is
-        encoded again whole.
-        """
-        limit = self.cut_chars_per_token * self.max_length
-        cut_at: dict[int, int] = {}
-        batch = []
-        for j, (query, passage) in enumerate(texts):
-            if len(passage) > limit:
-                space = passage.find(" ", limit)
-                if space > 0:
-                    cut_at[j] = space
-                    passage = passage[:space]
-            batch.append((query, passage))
-        encodings = self.pair_tokenizer.encode_batch(batch, add_special_tokens=True)
-        margin = self.cut_margin_chars
-        redo = [j for j, cut in cut_at.items()
-                if not _window_ends_before(encodings[j], cut - margin)]
-        if redo:
-            for j, enc in zip(redo, self.pair_tokenizer.encode_batch(
-                    [texts[j] for j in redo], add_special_tokens=True)):
-                encodings[j] = enc
-        return encodings
-
     def _encoded_chunks(self, pairs: Sequence[tuple[str, str]]) -> Iterator[Encoded]:
         """All pairs encoded at once, or (``overlap``) in character-length-ordered chunks, the
         next one tokenized on a worker thread while the caller computes on this one."""
         n = len(pairs)
-        trimmed, cut = self._trim_queries([q for q, _ in pairs])
+        queries = self.encoder.queries([q for q, _ in pairs])
         if not self.overlap or n <= self.chunk_pairs:
-            yield self.encode(pairs, np.arange(n), trimmed, cut)
+            yield self.encoder.encode(pairs, np.arange(n), queries)
             return
-        order = np.argsort(-self.lengths(pairs), kind="stable")
+        lengths = np.fromiter((len(q) + len(p) for q, p in pairs), dtype=np.int64, count=n)
+        order = np.argsort(-lengths, kind="stable")
         # The first chunk is tokenized before the model has work: start small (the pipeline
         # fills sooner), then double up to ``chunk_pairs``.
         chunks, start, size = [], 0, min(128, self.chunk_pairs)
         while start < n:
             chunks.append(order[start : start + size])
             start, size = start + size, min(2 * size, self.chunk_pairs)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as pool:
-            pending: Future[Encoded] = pool.submit(self.encode, pairs, chunks[0], trimmed, cut)
-            for nxt in [*chunks[1:], None]:
-                current = pending.result()
-                if nxt is not None:
-                    pending = pool.submit(self.encode, pairs, nxt, trimmed, cut)
-                yield current
+        # Two chunks in flight: one in the Rust tokenizer (all cores, no GIL) while the other's
+        # ids are read into arrays (GIL), so the Python part does not idle the cores.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="tokenize") as pool:
+            pending: deque[Future[Encoded]] = deque()
+            for chunk in chunks:
+                pending.append(pool.submit(self.encoder.encode, pairs, chunk, queries))
+                if len(pending) > 2:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+    def encode(self, pairs: Sequence[tuple[str, str]]) -> Encoded:
+        """Every pair encoded, in input order (what the engine feeds the model)."""
+        queries = self.encoder.queries([q for q, _ in pairs])
+        return self.encoder.encode(pairs, np.arange(len(pairs)), queries)
 
     # ---------------------------------------------------------------- batching
     def plan_batches(self, lengths: np.ndarray) -> list[np.ndarray]:
@@ -290,32 +214,14 @@ class PairScorer:
         batches: list[np.ndarray] = []
         start, n = 0, len(order)
         while start < n:
-            size = min(self.batch_size, n - start)
-            if self.max_tokens_per_batch:
-                longest = int(lengths[order[start]])  # sorted: the first is the longest
-                size = max(1, min(size, self.max_tokens_per_batch // max(1, longest)))
-            batches.append(order[start : start + size])
+            size = min(self._rows_cap(self._width(int(lengths[order[start]]))), n - start)
+            batches.append(order[start : start + size])  # sorted: the first is the longest
             start += size
         return batches
 
-    def _pad(self, enc: Encoded, rows: np.ndarray) -> dict[str, torch.Tensor]:
-        """One padded batch (right padding), in pinned memory when bound for a GPU."""
-        width = max(len(enc.input_ids[r]) for r in rows)
-        ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        types = np.zeros((len(rows), width), dtype=np.int64) if enc.token_type_ids else None
-        for j, r in enumerate(rows):
-            seq = enc.input_ids[r]
-            ids[j, : len(seq)] = seq
-            mask[j, : len(seq)] = 1
-            if types is not None and enc.token_type_ids is not None:
-                types[j, : len(seq)] = enc.token_type_ids[r]
-        batch = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
-        if types is not None:
-            batch["token_type_ids"] = torch.from_numpy(types)
-        if self.pin:
-            batch = {k: v.pin_memory() for k, v in batch.items()}
-        return batch
+    def _width(self, longest: int) -> int:
+        """Padded width of a batch whose longest pair has ``longest`` tokens."""
+        return self.graphs.width(longest, self.max_length) if self.graphs else longest
 
     def _rows_cap(self, width: int) -> int:
         """Most pairs of padded length ``width`` one batch may hold now."""
@@ -324,19 +230,49 @@ class PairScorer:
             cap = min(cap, self.max_tokens_per_batch // max(1, width))
         return max(1, cap)
 
-    def _run(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Scores of one padded batch (on the model's device). A CUDA out-of-memory error halves
-        the batch (and the caps for every later batch) and carries on."""
-        rows, width = batch["input_ids"].shape
+    def batch(self, enc: Encoded, rows: np.ndarray) -> torch.Tensor:
+        """One padded batch as (channel, row, position), in pinned memory when bound for a
+        GPU; shaped for a CUDA graph when graphs are on."""
+        width = self._width(int(enc.lengths[rows].max()))
+        height = self.graphs.rows(len(rows), self._rows_cap(width)) if self.graphs else len(rows)
+        channels = 2 if enc.type_start is None and enc.types is None else 3
+        out = torch.empty((channels, height, width), dtype=torch.int64, pin_memory=self.pin)
+        enc.pad(rows, width, self.pad_id, height, out=out.numpy())
+        return out
+
+    def _scores(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The model's scores for one batch already on its device."""
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.autocast):
+            logits = self._call_model(inputs)
+        return self.head(logits).float()
+
+    def forward(self, batch: torch.Tensor, rows: int | None = None) -> torch.Tensor:
+        """Scores (on the model's device) of the first ``rows`` pairs of a packed batch, on the
+        host or the device. A CUDA out-of-memory error halves the batch (and the caps for every
+        later batch), turns CUDA graphs off, and carries on."""
+        rows = batch.shape[1] if rows is None else rows
+        if self.graphs is not None:
+            try:
+                scores = self.graphs(batch)
+            except torch.cuda.OutOfMemoryError:
+                self.graphs, self.graphs_error = None, "CUDA out of memory while capturing"
+                torch.cuda.empty_cache()
+                return self.forward(batch[:, :rows])
+            except Exception as e:  # noqa: BLE001 - a model that cannot be captured runs eagerly
+                first = str(e).splitlines()[0][:200] if str(e) else ""
+                self.graphs, self.graphs_error = None, f"{type(e).__name__}: {first}"
+                torch.cuda.synchronize(self.device)
+                return self.forward(batch[:, :rows])
+            if scores is not None:
+                return scores[:rows]
+        batch = batch[:, :rows]
+        width = batch.shape[2]
         cap = self._rows_cap(width)
         if rows > cap:  # planned before an OOM lowered the caps
-            return torch.cat([self._run({k: v[s : s + cap] for k, v in batch.items()})
-                              for s in range(0, rows, cap)])
-        inputs = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            return torch.cat([self.forward(batch[:, s : s + cap]) for s in range(0, rows, cap)])
+        inputs = batch.to(self.device, non_blocking=True)
         try:
-            with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.autocast):
-                logits = self._call_model(inputs)
-            return self.head(logits).float()
+            return self._scores({name: inputs[i] for i, name in enumerate(CHANNELS[:len(inputs)])})
         except torch.cuda.OutOfMemoryError:
             if rows == 1:
                 raise
@@ -346,7 +282,7 @@ class PairScorer:
             self.batch_size = max(1, rows // 2)
             if self.max_tokens_per_batch:
                 self.max_tokens_per_batch = max(1, rows * width // 2)
-        return self._run(batch)
+        return self.forward(batch)
 
     def _call_model(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits; a compile that fails on its first batch falls back to eager (and says so)."""
@@ -378,12 +314,10 @@ class PairScorer:
         with torch.inference_mode():
             for enc in self._encoded_chunks(pairs):
                 truncated += enc.truncated
-                if enc.truncated_index is not None:
-                    self.last_truncated[enc.truncated_index] = True
-                lengths = np.fromiter(map(len, enc.input_ids), dtype=np.int64,
-                                      count=len(enc.input_ids))
-                for rows in self.plan_batches(lengths):
-                    pieces.append((enc.index[rows], self._run(self._pad(enc, rows))))
+                self.last_truncated[enc.truncated_index] = True
+                for rows in self.plan_batches(enc.lengths):
+                    pieces.append((enc.index[rows], self.forward(self.batch(enc, rows),
+                                                                 len(rows))))
         # One device-to-host copy at the end: no per-batch synchronisation on a GPU.
         flat = torch.cat([s for _, s in pieces]).cpu().numpy()
         out[np.concatenate([i for i, _ in pieces])] = flat
