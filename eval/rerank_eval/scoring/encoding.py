@@ -58,6 +58,11 @@ class Encoded:
         return [self.ids[s : s + n].tolist() for s, n in zip(self.starts, self.lengths)]
 
     @property
+    def channels(self) -> int:
+        """Arrays a padded batch carries: ids and attention mask, plus token types if any."""
+        return 2 if self.type_start is None and self.types is None else 3
+
+    @property
     def token_type_ids(self) -> list[list[int]] | None:
         if self.types is not None:
             return [self.types[s : s + n].tolist() for s, n in zip(self.starts, self.lengths)]
@@ -72,9 +77,8 @@ class Encoded:
         filler rows (one attended pad token each) so a batch can take a fixed shape."""
         n = len(rows)
         height = n if height is None else height
-        channels = 2 if self.type_start is None and self.types is None else 3
         if out is None:
-            out = np.empty((channels, height, width), dtype=np.int64)
+            out = np.empty((self.channels, height, width), dtype=np.int64)
         pos = np.arange(width)
         lengths = self.lengths[rows]
         mask = pos < lengths[:, None]

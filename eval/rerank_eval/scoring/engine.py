@@ -235,8 +235,7 @@ class PairScorer:
         GPU; shaped for a CUDA graph when graphs are on."""
         width = self._width(int(enc.lengths[rows].max()))
         height = self.graphs.rows(len(rows), self._rows_cap(width)) if self.graphs else len(rows)
-        channels = 2 if enc.type_start is None and enc.types is None else 3
-        out = torch.empty((channels, height, width), dtype=torch.int64, pin_memory=self.pin)
+        out = torch.empty((enc.channels, height, width), dtype=torch.int64, pin_memory=self.pin)
         enc.pad(rows, width, self.pad_id, height, out=out.numpy())
         return out
 
