@@ -48,27 +48,28 @@ class Encoded:
     ids: np.ndarray  # every pair's ids, concatenated
     starts: np.ndarray  # where each pair's ids start in ``ids``
     lengths: np.ndarray  # tokens per pair
-    type_start: np.ndarray | None  # first position of token type 1 (None: no token types)
-    truncated: int
+    types: np.ndarray | None  # token types, flattened like ``ids`` (None: the model has none)
     truncated_index: np.ndarray  # which positions of the caller's input were cut
-    types: np.ndarray | None = None  # token types, flattened like ``ids`` (unusual templates)
+
+    @property
+    def truncated(self) -> int:
+        return len(self.truncated_index)
 
     @property
     def input_ids(self) -> list[list[int]]:
-        return [self.ids[s : s + n].tolist() for s, n in zip(self.starts, self.lengths)]
+        return self._rows(self.ids)
+
+    @property
+    def token_type_ids(self) -> list[list[int]] | None:
+        return None if self.types is None else self._rows(self.types)
 
     @property
     def channels(self) -> int:
         """Arrays a padded batch carries: ids and attention mask, plus token types if any."""
-        return 2 if self.type_start is None and self.types is None else 3
+        return 2 if self.types is None else 3
 
-    @property
-    def token_type_ids(self) -> list[list[int]] | None:
-        if self.types is not None:
-            return [self.types[s : s + n].tolist() for s, n in zip(self.starts, self.lengths)]
-        if self.type_start is None:
-            return None
-        return [[int(i >= t) for i in range(n)] for n, t in zip(self.lengths, self.type_start)]
+    def _rows(self, flat: np.ndarray) -> list[list[int]]:
+        return [flat[s : s + n].tolist() for s, n in zip(self.starts, self.lengths)]
 
     def pad(self, rows: np.ndarray, width: int, pad_id: int, height: int | None = None,
             out: np.ndarray | None = None) -> np.ndarray:
@@ -87,8 +88,6 @@ class Encoded:
         out[1, :n] = mask
         if self.types is not None:
             out[2, :n] = np.where(mask, self.types[gather], 0)
-        elif self.type_start is not None:
-            out[2, :n] = (pos >= self.type_start[rows][:, None]) & mask
         if height > n:
             out[:, n:] = 0
             out[0, n:] = pad_id
@@ -129,10 +128,6 @@ class PairEncoder:
                 self.type_offset = first_passage - sequences.count(0)
             else:  # another template: read token types from every encoding
                 self.types_from_encodings = True
-
-    @property
-    def uses_token_types(self) -> bool:
-        return self.type_offset is not None or self.types_from_encodings
 
     def queries(self, queries: Sequence[str]) -> Queries:
         """Over-long queries cut to ``max_query_tokens`` at a token boundary."""
@@ -178,14 +173,14 @@ class PairEncoder:
             lengths = lengths - excess
         starts = np.zeros(n, dtype=np.int64)
         np.cumsum(lengths[:-1], out=starts[1:])
-        type_start = None
-        if self.type_offset is not None:
-            type_start = np.fromiter((queries.tokens[q] for q, _ in picked), dtype=np.int64,
-                                     count=n) + self.type_offset
+        if self.type_offset is not None:  # type 1 from the passage's first token on
+            passage_start = np.fromiter((queries.tokens[q] for q, _ in picked), dtype=np.int64,
+                                        count=n) + self.type_offset
+            position = np.arange(len(ids)) - np.repeat(starts, lengths)
+            types = (position >= np.repeat(passage_start, lengths)).astype(np.int64)
         cut_rows = over | np.fromiter((q in queries.cut for q, _ in picked), dtype=bool, count=n)
-        truncated_index = np.asarray(index, dtype=np.int64)[cut_rows]
-        return Encoded(np.asarray(index), ids, starts, lengths, type_start,
-                       len(truncated_index), truncated_index, types)
+        return Encoded(np.asarray(index), ids, starts, lengths, types,
+                       np.asarray(index, dtype=np.int64)[cut_rows])
 
     def _encode_pairs(self, texts: list[tuple[str, str]]) -> list:
         """Rust encodings of (query, passage) texts, truncated to the window plus

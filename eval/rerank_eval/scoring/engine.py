@@ -178,10 +178,10 @@ class PairScorer:
         """All pairs encoded at once, or (``overlap``) in character-length-ordered chunks, the
         next one tokenized on a worker thread while the caller computes on this one."""
         n = len(pairs)
-        queries = self.encoder.queries([q for q, _ in pairs])
         if not self.overlap or n <= self.chunk_pairs:
-            yield self.encoder.encode(pairs, np.arange(n), queries)
+            yield self.encode(pairs)
             return
+        queries = self.encoder.queries([q for q, _ in pairs])
         lengths = np.fromiter((len(q) + len(p) for q, p in pairs), dtype=np.int64, count=n)
         order = np.argsort(-lengths, kind="stable")
         # The first chunk is tokenized before the model has work: start small (the pipeline
@@ -253,14 +253,11 @@ class PairScorer:
         if self.graphs is not None:
             try:
                 scores = self.graphs(batch)
-            except torch.cuda.OutOfMemoryError:
-                self.graphs, self.graphs_error = None, "CUDA out of memory while capturing"
-                torch.cuda.empty_cache()
-                return self.forward(batch[:, :rows])
-            except Exception as e:  # noqa: BLE001 - a model that cannot be captured runs eagerly
-                first = str(e).splitlines()[0][:200] if str(e) else ""
-                self.graphs, self.graphs_error = None, f"{type(e).__name__}: {first}"
+            except Exception as e:  # noqa: BLE001 - a model that cannot be captured (or no
+                # memory left to capture it) runs eagerly
+                self.graphs, self.graphs_error = None, _error_line(e)
                 torch.cuda.synchronize(self.device)
+                torch.cuda.empty_cache()
                 return self.forward(batch[:, :rows])
             if scores is not None:
                 return scores[:rows]
@@ -292,8 +289,7 @@ class PairScorer:
         except torch.cuda.OutOfMemoryError:
             raise
         except Exception as e:  # noqa: BLE001 - inductor needs a C++ compiler; eager still works
-            first = str(e).splitlines()[0][:200] if str(e) else ""
-            self.compile_error = f"{type(e).__name__}: {first}"
+            self.compile_error = _error_line(e)
             self._forward, self.compiled = self.model, False
             logits = self.model(**inputs).logits
         self._compile_checked = True
@@ -308,11 +304,9 @@ class PairScorer:
         self.last_truncated = np.zeros(n, dtype=bool)
         if n == 0:
             return out, 0
-        truncated = 0
         pieces: list[tuple[np.ndarray, torch.Tensor]] = []
         with torch.inference_mode():
             for enc in self._encoded_chunks(pairs):
-                truncated += enc.truncated
                 self.last_truncated[enc.truncated_index] = True
                 for rows in self.plan_batches(enc.lengths):
                     pieces.append((enc.index[rows], self.forward(self.batch(enc, rows),
@@ -320,4 +314,10 @@ class PairScorer:
         # One device-to-host copy at the end: no per-batch synchronisation on a GPU.
         flat = torch.cat([s for _, s in pieces]).cpu().numpy()
         out[np.concatenate([i for i, _ in pieces])] = flat
-        return out, truncated
+        return out, int(self.last_truncated.sum())
+
+
+def _error_line(e: Exception) -> str:
+    """An exception as one short line, for results.json."""
+    first = str(e).splitlines()[0][:200] if str(e) else ""
+    return f"{type(e).__name__}: {first}"
