@@ -76,3 +76,12 @@ def _isolated_score_cache(tmp_path_factory, monkeypatch):
     (or an earlier session) left behind, and the user's ~/.cache is never touched."""
     folder = tmp_path_factory.mktemp("score-cache")
     monkeypatch.setenv("RERANK_EVAL_CACHE", str(folder / "scores.sqlite"))
+
+
+@pytest.fixture(params=["0", "1"], ids=["fp32-branch", "bf16-branch"])
+def native_bf16(request, monkeypatch) -> str:
+    """Forces what ``dtype: auto`` takes on a CPU (RERANK_EVAL_NATIVE_BF16), so the fp32 and the
+    bf16 branch both run on every machine (a forced bf16 without native support is emulated:
+    slower, same arithmetic). The value is also in os.environ for subprocesses."""
+    monkeypatch.setenv("RERANK_EVAL_NATIVE_BF16", request.param)
+    return request.param

@@ -108,6 +108,7 @@ def test_cuda_out_of_memory_halves_the_batch_and_continues(scorer):
 
 def test_auto_dtype_is_bf16_only_on_cpus_with_native_bf16(monkeypatch):
     cpu = torch.device("cpu")
+    monkeypatch.delenv(engine_mod.NATIVE_BF16_ENV, raising=False)
     engine_mod.cpu_flags.cache_clear()
     monkeypatch.setattr(engine_mod, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
     assert resolve_dtype("auto", cpu) == torch.float32
@@ -120,6 +121,15 @@ def test_auto_dtype_is_bf16_only_on_cpus_with_native_bf16(monkeypatch):
     assert resolve_dtype("auto", torch.device("cuda")) == torch.float16
     with pytest.raises(InputError, match="unknown dtype 'int4'"):
         resolve_dtype("int4", cpu)
+    # The environment override wins over the flags, both ways; anything else is refused.
+    monkeypatch.setenv(engine_mod.NATIVE_BF16_ENV, "0")
+    assert resolve_dtype("auto", cpu) == torch.float32
+    monkeypatch.setattr(engine_mod, "cpu_flags", lambda: frozenset({"avx2"}))
+    monkeypatch.setenv(engine_mod.NATIVE_BF16_ENV, "1")
+    assert resolve_dtype("auto", cpu) == torch.bfloat16
+    monkeypatch.setenv(engine_mod.NATIVE_BF16_ENV, "yes")
+    with pytest.raises(InputError, match="RERANK_EVAL_NATIVE_BF16: expected 0 or 1"):
+        resolve_dtype("auto", cpu)
 
 
 def test_bf16_runs_an_fp32_model_under_autocast_within_bf16_precision(tiny_cross_encoder):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from rerank_eval.compare.commands import add_commands as add_compare_commands
@@ -164,11 +166,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_terminated = threading.Event()  # SIGTERM arrived (Ray re-raises interrupts as plain ones)
+
+
+def _raise_terminated(signum: int, _frame: object) -> None:
+    """SIGTERM stops a run like Ctrl-C (finished work kept), with exit code 143."""
+    _terminated.set()
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     # Tokenize on every core (Rust threads; the GIL is released): on a GPU, tokenization is
     # what feeds the model. Set explicitly so a later fork (Ray start-up, subprocesses) does
     # not print the tokenizers library's fork warning; no child of ours tokenizes.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    # SIGTERM (kill, CI time-outs, container stops) stops a run as Ctrl-C does. SIGINT keeps
+    # Python's handler, or stays ignored where the parent ignored it (a background job of a
+    # non-interactive shell), as Unix programs do: send SIGTERM to such a run.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
@@ -176,8 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rerank-eval: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("rerank-eval: interrupted; finished stages are on disk", file=sys.stderr)
-        return 130
+        what = "terminated" if _terminated.is_set() else "interrupted"
+        print(f"rerank-eval: {what}; finished stages are on disk and scored pairs in the "
+              "score cache: run the same command again to resume", file=sys.stderr)
+        return 143 if _terminated.is_set() else 130
     except BrokenPipeError:
         # stdout closed early (e.g. `rerank-eval cache export | head`): stop quietly.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -21,6 +21,7 @@ Why it is shaped this way (CPU and GPU alike, compute dominates):
 from __future__ import annotations
 
 import functools
+import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -63,9 +64,21 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+#: Environment override of native-bf16 detection: ``1`` or ``0`` forces what ``dtype: auto``
+#: resolves to on a CPU, so tests (and users) can run either branch on any machine. A forced
+#: ``1`` on a CPU without native bf16 is correct but slow (oneDNN emulates bf16).
+NATIVE_BF16_ENV = "RERANK_EVAL_NATIVE_BF16"
+
+
 def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bf16 in hardware (AVX512-BF16 or AMX). Without it oneDNN
-    emulates bf16, which on this project's Ice Lake test machine is ~2.5x *slower* than fp32."""
+    """True when the CPU computes bf16 in hardware (AVX512-BF16 or AMX), or when
+    ``RERANK_EVAL_NATIVE_BF16`` says so. Without it oneDNN emulates bf16, which on this
+    project's Ice Lake test machine is ~2.5x *slower* than fp32."""
+    forced = os.environ.get(NATIVE_BF16_ENV, "").strip()
+    if forced in {"0", "1"}:
+        return forced == "1"
+    if forced:
+        raise InputError(f"{NATIVE_BF16_ENV}: expected 0 or 1, got {forced!r}")
     flags = cpu_flags()
     if flags:
         return bool({"avx512_bf16", "amx_bf16"} & flags)
@@ -97,6 +110,18 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     if dtype not in DTYPES:
         raise InputError(f"dtype: unknown dtype {dtype!r} (use auto, {', '.join(DTYPES)})")
     return DTYPES[dtype]
+
+
+#: Relative agreement promised between two computations of one score on the same model and
+#: dtype that differ only in reduction order (intra-op thread count, executor, batch shapes):
+#: |a - b| <= tolerance * max(1, |a|). fp32: far above the ~1e-7 seen between 1 and 2 threads;
+#: half precision: one step of bf16 (2**-7) or fp16 (2**-10) at 1.0. README, "Reproducibility".
+AGREEMENT_TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 2.0**-7, torch.float16: 2.0**-10}
+
+
+def agreement_tolerance(dtype: torch.dtype) -> float:
+    """The relative tolerance scores computed in ``dtype`` agree within across thread counts."""
+    return AGREEMENT_TOLERANCE.get(dtype, AGREEMENT_TOLERANCE[torch.float32])
 
 
 class PairScorer:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from rerank_eval.benchmark.latency import LatencyPlan, time_latency_plan
 from rerank_eval.config import ExecutorConfig
 from rerank_eval.datasets import Dataset
@@ -58,7 +60,8 @@ class LocalExecutor(Executor):
     def score(self, reranker: Reranker, dataset: Dataset, shortlist: Run, *,
               progress: ProgressFn | None = None,
               cache: ScoreCache | None = None) -> dict[str, dict[str, float]]:
-        self.run_info = {"kind": self.kind}
+        # Scores are bit-identical only at equal intra-op thread counts (README): record it.
+        self.run_info = {"kind": self.kind, "threads": torch.get_num_threads()}
         return score_shortlist(reranker, dataset, shortlist, progress=progress, cache=cache,
                                pairs_per_chunk=self.pairs_per_chunk)
 

@@ -15,7 +15,9 @@ This module imports Ray; ``executors.make_executor`` only loads it when the conf
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -24,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import ray
+import torch
 from ray.exceptions import RayActorError, RayTaskError
 
 import rerank_eval
@@ -59,8 +62,14 @@ class ScoringWorker:
         # Tokenize on this worker's CPUs only (the Rust pool reads RAYON_NUM_THREADS once, at
         # its first use, which is after this): workers sharing a node do not oversubscribe it.
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+        self.threads = max(1, int(cpus or 1))
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
-        os.environ.setdefault("RAYON_NUM_THREADS", str(max(1, int(cpus or 1))))
+        os.environ.setdefault("RAYON_NUM_THREADS", str(self.threads))
+        # Intra-op threads = the CPUs Ray assigned, set here rather than left to Ray's
+        # OMP_NUM_THREADS: CPU kernels reduce in a thread-count-dependent order, so scores are
+        # bit-identical only at equal thread counts (README, "Reproducibility"); each chunk's
+        # answer carries the count it was computed with.
+        torch.set_num_threads(self.threads)
         self.reranker = build_reranker(name, kind, params, base_dir=Path(base_dir))
         self.host = socket.gethostname()
         # Load the model now, so ready() means "can score" and load errors surface here.
@@ -78,16 +87,16 @@ class ScoringWorker:
         return time_latency_plan(self.reranker, plan)
 
     def score(self, pairs: list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray | None, int,
-                                                           float, str]:
+                                                           float, str, int]:
         """Scores in input order, which pairs were truncated (None if the backend cannot say),
-        how many, seconds spent, and this worker's host."""
+        how many, seconds spent, this worker's host and its intra-op thread count."""
         t0 = time.perf_counter()
         before = self.reranker.stats.pairs_truncated
         values = np.asarray(self.reranker.score(pairs), dtype=np.float64)
         truncated = self.reranker.stats.pairs_truncated - before
         flags = self.reranker.last_truncated
         flags = None if flags is None else np.asarray(flags, dtype=bool)
-        return values, flags, truncated, time.perf_counter() - t0, self.host
+        return values, flags, truncated, time.perf_counter() - t0, self.host, self.threads
 
 
 class RayExecutor(Executor):
@@ -119,6 +128,9 @@ class RayExecutor(Executor):
 
     def _connect(self) -> None:
         address = self.config.address
+        # ray.init replaces the driver's SIGTERM handler with one that aborts the process;
+        # the host program's handler (the CLI's: stop like Ctrl-C, keep finished work) stays.
+        sigterm = signal.getsignal(signal.SIGTERM)
         try:
             # Workers import the driver's copy of this package (shipped through Ray's object
             # store), not whatever version a worker machine has installed, or none.
@@ -129,6 +141,9 @@ class RayExecutor(Executor):
             reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
             raise InputError(f"executor.ray.address: cannot start or reach Ray at "
                              f"{address!r}: {reason}") from None
+        finally:
+            if threading.current_thread() is threading.main_thread() and sigterm is not None:
+                signal.signal(signal.SIGTERM, sigterm)
         self._owns_ray = True
 
     def _pool_size(self, chunks: int) -> int:
@@ -214,8 +229,8 @@ class RayExecutor(Executor):
         started = self._ensure_pool(reranker, n_workers)
         self.run_info["pool"] = "started" if started else "reused"
         n_workers = len(self.actors)  # a reused pool may be larger than this run needs
-        per_worker = [{"worker": i, "host": None, "chunks": 0, "pairs": 0, "busy_s": 0.0}
-                      for i in range(n_workers)]
+        per_worker = [{"worker": i, "host": None, "threads": None, "chunks": 0, "pairs": 0,
+                       "busy_s": 0.0} for i in range(n_workers)]
         queue = deque(todo)
         attempts = dict.fromkeys(todo, 0)
         in_flight: dict[Any, tuple[int, int, Any]] = {}  # ref -> (chunk, slot, actor)
@@ -254,7 +269,7 @@ class RayExecutor(Executor):
             i, slot, actor = in_flight.pop(ref)
             load[slot] -= 1
             try:
-                values, flags, truncated, busy_s, host = ray.get(ref)
+                values, flags, truncated, busy_s, host, threads = ray.get(ref)
             except RayTaskError as e:  # the reranker raised: a real error, not a lost worker
                 cause = getattr(e, "cause", None)
                 if isinstance(cause, InputError):
@@ -269,7 +284,7 @@ class RayExecutor(Executor):
                 queue.appendleft(i)
                 continue
             stats = per_worker[slot]
-            stats.update(host=host, chunks=stats["chunks"] + 1,
+            stats.update(host=host, threads=threads, chunks=stats["chunks"] + 1,
                          pairs=stats["pairs"] + len(values), busy_s=stats["busy_s"] + busy_s)
             finished(i, values, flags, truncated)
         return per_worker
