@@ -7,9 +7,9 @@ import csv
 import numpy as np
 import pytest
 import yaml
+from rerank_eval.analysis.audit import audit_depth, audit_reranker, score_summary
 from rerank_eval.config import load_config, parse_config
 from rerank_eval.errors import InputError
-from rerank_eval.reports.audit import audit_depth, audit_reranker, score_summary
 
 FIRST_STAGE = {"q1": ["a", "b", "c", "d", "e", "f"], "q2": ["x", "y", "z"]}
 QRELS = {"q1": {"a": 1, "c": 2, "f": 1, "b": 0}, "q2": {"z": 1}}
@@ -101,7 +101,7 @@ def test_audit_k_is_configurable_and_validated(tmp_path):
 
 
 def test_pipeline_writes_audit_totals_that_match_the_audit_file(tmp_path, tiny_cross_encoder):
-    from rerank_eval.pipeline import run_experiment
+    from rerank_eval.runner.pipeline import run_experiment
 
     cfg = {"name": "audit-run", "dataset": {"bundled": "quickstart"},
            "first_stage": {"bm25": {}, "depth": 20},

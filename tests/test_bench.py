@@ -25,7 +25,8 @@ def test_bench_smoke_writes_speed_fidelity_and_hardware(tiny_cross_encoder, tmp_
     assert "engine/fp32" in printed and "peer" in printed and "x peer" in printed
     report = json.loads(out.read_text())
     assert report["pairs"]["count"] == 6 and report["pairs"]["queries"] == 2
-    assert {"cpu_model", "cpu_cores", "torch_threads", "torch", "cpu_native_bf16"} <= set(
+    assert {"cpu_model", "cores_available", "threads_used", "cpu_flags", "torch",
+            "cpu_native_bf16"} <= set(
         report["hardware"])
     methods = report["methods"]
     assert {"peer", "ceiling/fp32", "engine/fp32", "ceiling/bf16", "engine/bf16", "engine/int8",

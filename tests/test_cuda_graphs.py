@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from rerank_eval.engine.cuda_graphs import CudaGraphs
+from rerank_eval.engine.encoding import CHANNELS
 from rerank_eval.errors import InputError
 from rerank_eval.rerankers import build_reranker
-from rerank_eval.scoring.cuda_graphs import CudaGraphs
-from rerank_eval.scoring.encoding import CHANNELS
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -10,7 +10,7 @@ import json
 
 import pytest
 from rerank_eval.config import parse_config
-from rerank_eval.pipeline import run_experiment
+from rerank_eval.runner.pipeline import run_experiment
 
 
 @pytest.mark.slow

@@ -11,8 +11,8 @@ import json
 
 import torch
 from rerank_eval.config import parse_config
-from rerank_eval.pipeline import run_experiment
-from rerank_eval.scoring.engine import resolve_dtype
+from rerank_eval.models import resolve_dtype
+from rerank_eval.runner.pipeline import run_experiment
 
 
 def _run(tmp_path, model, dtype: str, tag: str) -> dict:

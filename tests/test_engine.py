@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from rerank_eval import models as models_mod
+from rerank_eval.engine.scorer import PairScorer
 from rerank_eval.errors import InputError
+from rerank_eval.models import resolve_dtype
 from rerank_eval.rerankers import build_reranker
-from rerank_eval.scoring import engine as engine_mod
-from rerank_eval.scoring.engine import PairScorer, resolve_dtype
 
 
 def _cross_encoder(model: Path | str, **params):
@@ -108,13 +109,12 @@ def test_cuda_out_of_memory_halves_the_batch_and_continues(scorer):
 
 def test_auto_dtype_is_bf16_only_on_cpus_with_native_bf16(monkeypatch):
     cpu = torch.device("cpu")
-    monkeypatch.delenv(engine_mod.NATIVE_BF16_ENV, raising=False)
-    engine_mod.cpu_flags.cache_clear()
-    monkeypatch.setattr(engine_mod, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    monkeypatch.delenv(models_mod.NATIVE_BF16_ENV, raising=False)
+    monkeypatch.setattr(models_mod, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
     assert resolve_dtype("auto", cpu) == torch.float32
-    monkeypatch.setattr(engine_mod, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    monkeypatch.setattr(models_mod, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
     assert resolve_dtype("auto", cpu) == torch.bfloat16
-    monkeypatch.setattr(engine_mod, "cpu_flags", lambda: frozenset({"amx_bf16", "amx_tile"}))
+    monkeypatch.setattr(models_mod, "cpu_flags", lambda: frozenset({"amx_bf16", "amx_tile"}))
     assert resolve_dtype("auto", cpu) == torch.bfloat16
     assert resolve_dtype("bf16", cpu) == torch.bfloat16
     # On a GPU: fp16, which kept rankings faithful on the H200 where bf16 did not (benchmarks/).
@@ -122,12 +122,12 @@ def test_auto_dtype_is_bf16_only_on_cpus_with_native_bf16(monkeypatch):
     with pytest.raises(InputError, match="unknown dtype 'int4'"):
         resolve_dtype("int4", cpu)
     # The environment override wins over the flags, both ways; anything else is refused.
-    monkeypatch.setenv(engine_mod.NATIVE_BF16_ENV, "0")
+    monkeypatch.setenv(models_mod.NATIVE_BF16_ENV, "0")
     assert resolve_dtype("auto", cpu) == torch.float32
-    monkeypatch.setattr(engine_mod, "cpu_flags", lambda: frozenset({"avx2"}))
-    monkeypatch.setenv(engine_mod.NATIVE_BF16_ENV, "1")
+    monkeypatch.setattr(models_mod, "cpu_flags", lambda: frozenset({"avx2"}))
+    monkeypatch.setenv(models_mod.NATIVE_BF16_ENV, "1")
     assert resolve_dtype("auto", cpu) == torch.bfloat16
-    monkeypatch.setenv(engine_mod.NATIVE_BF16_ENV, "yes")
+    monkeypatch.setenv(models_mod.NATIVE_BF16_ENV, "yes")
     with pytest.raises(InputError, match="RERANK_EVAL_NATIVE_BF16: expected 0 or 1"):
         resolve_dtype("auto", cpu)
 
@@ -273,7 +273,7 @@ def test_scifact_pairs_encode_exactly_as_whole_passages(scifact_dir):
     """Real abstracts (most longer than a 128-token window), the packaged tokenizer."""
     import json
 
-    from rerank_eval.rerankers.models import resolve_model
+    from rerank_eval.models import resolve_model
 
     model = resolve_model("packaged:all-minilm-l6-v2", Path.cwd(), "model")
     scorer = _cross_encoder(model, max_length=128, dtype="float32").scorer
@@ -306,7 +306,7 @@ def test_token_types_of_an_unusual_pair_template_are_read_from_the_tokenizer(
         tiny_cross_encoder):
     """Token types are derived from where the passage starts when the template gives
     0...0 1...1; any other template (here [CLS] typed 2) is read pair by pair, still exact."""
-    from rerank_eval.scoring.encoding import PairEncoder
+    from rerank_eval.engine.encoding import PairEncoder
     from tokenizers.processors import TemplateProcessing
     from transformers import AutoTokenizer
 

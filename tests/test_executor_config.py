@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from rerank_eval.config import parse_config
 from rerank_eval.errors import InputError
-from rerank_eval.scoring.executors import LocalExecutor, make_executor
+from rerank_eval.scoring import make_executor
+from rerank_eval.scoring.executors import LocalExecutor
 
 BASE = {"name": "x", "dataset": {"bundled": "quickstart"}, "first_stage": {"bm25": {}, "depth": 5}}
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from rerank_eval.cli import main
 from rerank_eval.config import load_config
-from rerank_eval.pipeline import run_experiment
+from rerank_eval.runner.pipeline import run_experiment
 
 QUERIES = 40
 DEPTH = 10

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rerank_eval.benchmark import hardware_fingerprint, hardware_id
+from rerank_eval.hardware import hardware_fingerprint, hardware_id
 
 
 def test_fingerprint_names_the_machine():

@@ -12,8 +12,8 @@ import yaml
 from fake_rerank_server import FakeRerankServer, overlap_score
 from rerank_eval.cli import main
 from rerank_eval.config import parse_config
-from rerank_eval.pipeline import run_experiment
 from rerank_eval.rerankers.hosted import HostedAPIError
+from rerank_eval.runner.pipeline import run_experiment
 
 KEY = "sk-live-ACCEPTANCE-never-written-9f8e7d"
 ENV = {"cohere": "COHERE_API_KEY", "jina": "JINA_API_KEY", "voyage": "VOYAGE_API_KEY",

@@ -7,12 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rerank_eval.benchmark import latency_summary, measure_rerank_latency
-from rerank_eval.benchmark.latency import measure_first_stage_latency
 from rerank_eval.config import LatencyConfig
 from rerank_eval.datasets import Dataset
 from rerank_eval.rerankers.base import Reranker
 from rerank_eval.runs import Run
+from rerank_eval.scoring.latency import (
+    latency_summary,
+    measure_first_stage_latency,
+    measure_rerank_latency,
+)
 
 
 class SleepyReranker(Reranker):

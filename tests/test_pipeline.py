@@ -12,9 +12,8 @@ import pandas as pd
 import pytest
 import pytrec_eval
 from rerank_eval.config import LatencyConfig, load_config
-from rerank_eval.pipeline import run_experiment
-from rerank_eval.runs import read_trec_run
-from rerank_eval.scoring.shortlist import rerank_at_depth
+from rerank_eval.runner.pipeline import run_experiment
+from rerank_eval.runs import read_trec_run, rerank_at_depth
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

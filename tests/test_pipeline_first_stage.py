@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from rerank_eval.config import parse_config
-from rerank_eval.pipeline import run_experiment
+from rerank_eval.runner.pipeline import run_experiment
 
 
 def write_beir(folder: Path) -> Path:

@@ -15,12 +15,12 @@ import torch
 from rerank_eval.config import ExecutorConfig, parse_config
 from rerank_eval.datasets import load_dataset
 from rerank_eval.first_stage import FIRST_STAGES
-from rerank_eval.pipeline import run_experiment
+from rerank_eval.models import agreement_tolerance
 from rerank_eval.rerankers import build_reranker
 from rerank_eval.rerankers.base import ScoringStats
+from rerank_eval.runner.pipeline import run_experiment
 from rerank_eval.runs import Run
 from rerank_eval.scoring.cache import ScoreCache, text_sha
-from rerank_eval.scoring.engine import agreement_tolerance
 from rerank_eval.scoring.executors import LocalExecutor
 from rerank_eval.scoring.shortlist import CacheView
 
@@ -260,7 +260,7 @@ def test_partly_cached_ray_run_scores_only_the_misses_like_local(ray_executor,
 def test_ray_sweep_equals_local_sweep_and_reuses_the_pool_across_datasets(local_ray,
                                                                           tiny_cross_encoder,
                                                                           tmp_path):
-    from rerank_eval.sweep import run_sweep
+    from rerank_eval.runner.sweep import run_sweep
 
     def sweep_with(executor, out):
         raw = {"name": "sw", "first_stage": {"bm25": {}, "depth": 10}, "depths": [5, 10],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rerank_eval.benchmark import recommend_depth
+from rerank_eval.analysis.recommend import recommend_depth
 from rerank_eval.reports.plots import pareto_front
 
 QUALITY = {10: 0.600, 20: 0.652, 50: 0.655, 100: 0.654}

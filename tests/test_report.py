@@ -14,8 +14,8 @@ import pytest
 import torch
 from rerank_eval.cli import main
 from rerank_eval.config import parse_config
-from rerank_eval.pipeline import run_experiment
-from rerank_eval.scoring.engine import resolve_dtype
+from rerank_eval.models import resolve_dtype
+from rerank_eval.runner.pipeline import run_experiment
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from rerank_eval.benchmark.scores import score_distribution
+from rerank_eval.analysis.score_distribution import score_distribution
 
 
 def test_histogram_counts_every_pair_once_by_class():

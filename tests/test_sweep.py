@@ -12,8 +12,8 @@ import yaml
 from rerank_eval.cli import main
 from rerank_eval.config import ExperimentConfig, SweepConfig, parse_config
 from rerank_eval.errors import InputError
-from rerank_eval.pipeline import run_experiment
-from rerank_eval.sweep import run_sweep
+from rerank_eval.runner.pipeline import run_experiment
+from rerank_eval.runner.sweep import run_sweep
 
 SHARED_KEYS = {"first_stage": {"bm25": {}, "depth": 5}, "depths": [3, 5],
                "metrics": ["ndcg@5", "recall@5"], "latency": {"queries": 0},

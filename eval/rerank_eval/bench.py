@@ -19,8 +19,6 @@ is measured against the fp32 engine's scores (max |diff|, per-query Kendall tau,
 
 from __future__ import annotations
 
-import os
-import platform
 import random
 import statistics
 import tempfile
@@ -35,8 +33,9 @@ import torch
 
 from rerank_eval.datasets import Dataset, load_dataset
 from rerank_eval.errors import InputError
+from rerank_eval.hardware import hardware_fingerprint
+from rerank_eval.models import cpu_has_native_bf16, resolve_dtype
 from rerank_eval.rerankers.cross_encoder import CrossEncoder
-from rerank_eval.scoring.engine import cpu_flags, cpu_has_native_bf16, resolve_dtype
 
 SHORT = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "int8": "int8"}
 
@@ -81,39 +80,9 @@ def load_pairs(beir: str, *, run: str | None = None, depth: int = 100, queries: 
 
 
 def hardware() -> dict[str, Any]:
-    """Who measured: CPU model, cores, threads, accelerator, library versions, load."""
-    import sentence_transformers
-    import transformers
-
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    flags = cpu_flags()
-    info: dict[str, Any] = {
-        "cpu_model": model,
-        "cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-        else os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cpu_native_bf16": cpu_has_native_bf16(),
-        "cpu_flags": sorted(f for f in flags if f.startswith(("avx512", "amx")) or f == "avx2"),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "sentence_transformers": sentence_transformers.__version__,
-        "python": platform.python_version(),
-        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "gpu": None,
-    }
-    if torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
-        info["gpu"] = {"name": props.name, "memory_gib": round(props.total_memory / 2**30, 1),
-                       "bf16": torch.cuda.is_bf16_supported(), "cuda": torch.version.cuda}
-    return info
+    """Who measured: the run's hardware fingerprint (CPU, flags, cores, threads, GPU,
+    versions, load) and what ``dtype: auto`` resolves to on this CPU."""
+    return {**hardware_fingerprint(), "cpu_native_bf16": cpu_has_native_bf16()}
 
 
 def _sync(device: torch.device) -> None:
@@ -189,7 +158,7 @@ def ndcg10(bp: BenchPairs, values: np.ndarray) -> float:
     """Mean nDCG@10 of the first stage reranked by ``values`` (project metrics)."""
     from rerank_eval.metrics.evaluate import evaluate_ranking
     from rerank_eval.metrics.specs import parse_metrics
-    from rerank_eval.scoring.shortlist import rerank_at_depth
+    from rerank_eval.runs import rerank_at_depth
 
     depth = max(len(d) for d in bp.first_stage.values())
     run = rerank_at_depth(bp.first_stage, _by_query(bp.keys, values), depth, "bench")
@@ -351,10 +320,10 @@ def format_report(report: dict[str, Any]) -> str:
         f"({st['pairs_truncated']} truncated to {st['max_length']} tokens)",
         f"model: {st['model']} (batch {st['batch_size']}, max_length {st['max_length']}, "
         f"device {st['device']}{', untrained head (seeded)' if st['head_untrained'] else ''})",
-        f"hardware: {hw['cpu_model']}, {hw['cpu_cores']} cores, {hw['torch_threads']} torch "
-        f"threads, native bf16: {hw['cpu_native_bf16']}, torch {hw['torch']}"
-        + (f", GPU {hw['gpu']['name']}" if hw.get("gpu") else "")
-        + (f", load avg {hw['load_average'][0]:.1f}" if hw.get("load_average") else ""),
+        f"hardware: {hw['cpu_model']}, {hw['cores_available']} cores, {hw['threads_used']} "
+        f"torch threads, native bf16: {hw['cpu_native_bf16']}, torch {hw['torch']}"
+        + (f", GPU {hw['gpu_model']}" if hw.get("gpu_model") else "")
+        + (f", load avg {hw['load_avg_1m']:.1f}" if hw.get("load_avg_1m") is not None else ""),
         f"dtype auto -> {report['auto']['dtype']} ({report['auto']['method']}); "
         f"{st['rounds']} interleaved rounds, medians"
         + (f"; compile took {report['compile_s']:.1f} s" if report.get("compile_s") else ""),

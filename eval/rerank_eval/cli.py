@@ -16,14 +16,14 @@ from rerank_eval.errors import InputError
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from rerank_eval.config import SweepConfig, load_config
-    from rerank_eval.pipeline import run_experiment
-    from rerank_eval.reports.results import summary_table
+    from rerank_eval.runner.pipeline import run_experiment
+    from rerank_eval.runner.results import summary_table
 
     config = load_config(args.config)
     log = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     out = Path(args.out) if args.out else None
     if isinstance(config, SweepConfig):
-        from rerank_eval.sweep import run_sweep, sweep_frame
+        from rerank_eval.runner.sweep import run_sweep, sweep_frame
 
         for exp in config.experiments:
             exp.cache.enabled = exp.cache.enabled and not args.no_cache

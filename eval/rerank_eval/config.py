@@ -13,6 +13,8 @@ from typing import Any
 
 from rerank_eval.errors import InputError
 from rerank_eval.metrics import MetricSpec, parse_metric, parse_metrics
+from rerank_eval.scoring.executors import ExecutorConfig
+from rerank_eval.scoring.latency import LatencyConfig
 from rerank_eval.yaml_file import read_yaml
 
 DATASET_SOURCES = ("beir", "irds", "trec", "bundled")
@@ -66,15 +68,6 @@ class AuditConfig:
 
 
 @dataclass
-class LatencyConfig:
-    """Per-query latency sample: ``queries`` 0 turns latency measurement off."""
-
-    queries: int = 50
-    warmup: int = 3
-    seed: int = 0
-
-
-@dataclass
 class RecommendationConfig:
     """How the recommended rerank depth is chosen, and which output cuts are reported."""
 
@@ -93,29 +86,6 @@ class CacheConfig:
 
     enabled: bool = True
     path: Path | None = None
-
-
-@dataclass
-class ExecutorConfig:
-    """Where pairs are scored: ``local`` (this process) or ``ray`` (an actor pool).
-
-    ``address``: ``local`` starts a Ray instance on this machine, ``auto`` joins the running
-    cluster, ``ray://host:port`` connects a client. ``workers: None`` means as many actors as the
-    cluster's CPUs (or GPUs, when ``num_gpus_per_worker`` > 0) allow.
-    """
-
-    kind: str = "local"
-    address: str = "local"
-    num_cpus_per_worker: float = 1
-    num_gpus_per_worker: float = 0
-    workers: int | None = None
-
-    def resolved(self) -> Any:
-        if self.kind == "local":
-            return "local"
-        return {"ray": {"address": self.address, "num_cpus_per_worker": self.num_cpus_per_worker,
-                        "num_gpus_per_worker": self.num_gpus_per_worker,
-                        "workers": self.workers}}
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +53,17 @@ class Run:
     def from_scores(cls, name: str, scores: Mapping[str, Mapping[str, float]]) -> Run:
         ranking = {q: order_by_score(s) for q, s in scores.items()}
         return cls(name=name, ranking=ranking, scores={q: dict(s) for q, s in scores.items()})
+
+    def rerank_at_depth(self, model_scores: Mapping[str, Mapping[str, float]], depth: int,
+                        name: str) -> Run:
+        """This run's top-``depth`` reordered by ``model_scores`` (see :func:`rerank_at_depth`)."""
+        return rerank_at_depth(self.ranking, model_scores, depth, name)
+
+    def drop_self_matches(self) -> Run:
+        """BEIR's convention (optional): without candidates whose doc id equals the query id."""
+        ranking = {q: [d for d in docs if d != q] for q, docs in self.ranking.items()}
+        scores = {q: {d: s for d, s in self.scores[q].items() if d != q} for q in self.scores}
+        return Run(self.name, ranking, scores)
 
     def top(self, depth: int) -> Run:
         """The first ``depth`` documents of every query."""
@@ -126,3 +137,22 @@ def _lines(path: Path) -> Iterable[tuple[int, str]]:
                 raise InputError(f"not valid UTF-8 ({e.reason})", path=path, line=line_no) from None
             if line.strip():
                 yield line_no, line.rstrip("\r\n")
+
+
+def rerank_at_depth(
+    first_stage: Mapping[str, Sequence[str]],
+    model_scores: Mapping[str, Mapping[str, float]],
+    depth: int,
+    name: str,
+) -> Run:
+    """Top-``depth`` reordered by the model (ties by doc id descending); below it, the first
+    stage's order continues, so metrics cut deeper than ``depth`` still see the shortlist."""
+    ranking: dict[str, list[str]] = {}
+    scores: dict[str, dict[str, float]] = {}
+    for q, docs in first_stage.items():
+        head = docs[:depth]
+        q_scores = model_scores.get(q, {})
+        head_scores = {d: q_scores[d] for d in head}
+        ranking[q] = order_by_score(head_scores) + list(docs[depth:])
+        scores[q] = head_scores
+    return Run(name=name, ranking=ranking, scores=scores)

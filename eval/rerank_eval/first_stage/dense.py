@@ -24,7 +24,7 @@ from rerank_eval.first_stage.embedding_cache import (
     model_fingerprint,
 )
 from rerank_eval.first_stage.topk import doc_id_tiebreak, exact_topk
-from rerank_eval.rerankers.models import load_pretrained, resolve_model
+from rerank_eval.models import load_pretrained, resolve_model
 from rerank_eval.runs import Run
 
 # Texts embedded per call into the memory-mapped matrix (and per resumable checkpoint): large
@@ -76,7 +76,7 @@ class Dense(FirstStage):
         if self._model is None:
             from sentence_transformers import SentenceTransformer
 
-            from rerank_eval.scoring import resolve_device
+            from rerank_eval.models import resolve_device
 
             device = str(resolve_device(str(self.params["device"])))
             self._model = load_pretrained(SentenceTransformer, self.model_path,

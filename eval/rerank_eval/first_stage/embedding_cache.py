@@ -22,13 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from rerank_eval.models import model_identity
+
 CACHE_ENV = "RERANK_EVAL_CACHE_DIR"
 MANIFEST = "manifest.json"
 EMBEDDINGS = "embeddings.npy"
 PROGRESS = "progress.json"
-
-_FINGERPRINTS: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
-
 
 def default_cache_dir() -> Path:
     """``$RERANK_EVAL_CACHE_DIR/embeddings``, else ``~/.cache/rerank-eval/embeddings``."""
@@ -37,43 +36,12 @@ def default_cache_dir() -> Path:
     return base / "embeddings"
 
 
-def _model_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and ".git" not in p.relative_to(folder).parts)
-
-
 def model_fingerprint(model_path: str) -> str:
-    """sha256 over the model folder's files (relative path + content); for a model that is
-    not a local folder, the hub snapshot in the local cache, else its id."""
-    folder = Path(model_path)
-    if not folder.is_dir():
-        folder = _hub_snapshot(model_path) or folder
-    if not folder.is_dir():
-        return hashlib.sha256(f"id:{model_path}".encode()).hexdigest()
-    files = _model_files(folder)
-    stat_key = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
-    memo = _FINGERPRINTS.get((str(folder), stat_key))
-    if memo:
-        return memo
-    digest = hashlib.sha256()
-    for p in files:
-        digest.update(str(p.relative_to(folder)).encode("utf-8") + b"\0")
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        digest.update(b"\0")
-    value = digest.hexdigest()
-    _FINGERPRINTS[(str(folder), stat_key)] = value
-    return value
-
-
-def _hub_snapshot(model_id: str) -> Path | None:
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(model_id, local_files_only=True))
-    except Exception:  # noqa: BLE001 - no snapshot just means "fingerprint by id"
-        return None
+    """The model's content hash (``models.model_identity``: the same hash the score cache
+    keys on); a model known only by its hub id hashes that id."""
+    identity = model_identity(model_path)
+    return identity.get("weights_sha256") or hashlib.sha256(
+        f"id:{identity['hub_id']}".encode()).hexdigest()
 
 
 def corpus_fingerprint(doc_ids: Sequence[str], texts: Sequence[str]) -> str:

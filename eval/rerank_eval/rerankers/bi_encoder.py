@@ -8,9 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from rerank_eval.models import load_pretrained, model_identity, resolve_device, resolve_model
 from rerank_eval.rerankers.base import Reranker
-from rerank_eval.rerankers.models import load_pretrained, model_identity, resolve_model
-from rerank_eval.scoring import resolve_device
 
 
 class BiEncoder(Reranker):

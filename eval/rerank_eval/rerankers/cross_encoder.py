@@ -9,11 +9,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from rerank_eval.engine.scorer import PairScorer
 from rerank_eval.errors import InputError
+from rerank_eval.models import (
+    DTYPE_ALIASES,
+    cpu_has_native_bf16,
+    load_pretrained,
+    model_identity,
+    resolve_device,
+    resolve_dtype,
+    resolve_model,
+)
 from rerank_eval.rerankers.base import Reranker
-from rerank_eval.rerankers.models import load_pretrained, model_identity, resolve_model
-from rerank_eval.scoring import PairScorer, resolve_device, resolve_dtype
-from rerank_eval.scoring.engine import DTYPE_ALIASES, cpu_has_native_bf16
 
 HEAD_MODULES = ("pooler", "classifier", "score")  # Hugging Face names of the scoring head
 

@@ -72,35 +72,6 @@ def fingerprint_hash(fingerprint: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-_FILE_HASHES: dict[tuple[str, int, int], str] = {}
-_HASHED_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx", ".json", ".txt", ".model")
-
-
-def hash_model_files(folder: str | Path) -> str:
-    """Content hash (SHA-256) of the files in a model folder that decide its scores: weights,
-    config and tokenizer files. Each file is read once per process (memoized by path, size and
-    mtime, so an edited file is hashed again); README/model cards are ignored."""
-    folder = Path(folder)
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()
-                       and p.suffix in _HASHED_SUFFIXES and ".cache" not in p.parts):
-        digest.update(str(path.relative_to(folder)).encode("utf-8") + b"\0")
-        digest.update(_file_sha(path).encode("ascii"))
-    return digest.hexdigest()
-
-
-def _file_sha(path: Path) -> str:
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _FILE_HASHES:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _FILE_HASHES[key] = h.hexdigest()
-    return _FILE_HASHES[key]
-
-
 @dataclass
 class CachedScore:
     score: float

@@ -3,28 +3,47 @@
 Both executors score the same chunks (``plan_chunks``) and merge them in the same order, so the
 choice of executor changes the wall time, never the scores. The pipeline only calls
 ``executor.score(reranker, dataset, shortlist)``; a new backend is one class here plus one line
-in :func:`make_executor`.
+in :func:`rerank_eval.scoring.make_executor`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from rerank_eval.benchmark.latency import LatencyPlan, time_latency_plan
-from rerank_eval.config import ExecutorConfig
 from rerank_eval.datasets import Dataset
-from rerank_eval.errors import InputError
 from rerank_eval.rerankers.base import Reranker
 from rerank_eval.runs import Run
 from rerank_eval.scoring.cache import ScoreCache
+from rerank_eval.scoring.latency import LatencyPlan, time_latency_plan
 from rerank_eval.scoring.shortlist import PAIRS_PER_CHUNK, ProgressFn, score_shortlist
 
-RAY_INSTALL_HELP = (
-    "executor: ray needs the Ray package, which is not installed "
-    "(pip install 'rerank-eval[ray]', or pip install 'ray>=2.9')"
-)
+
+@dataclass
+class ExecutorConfig:
+    """Where pairs are scored: ``local`` (this process) or ``ray`` (an actor pool).
+
+    ``address``: ``local`` starts a Ray instance on this machine, ``auto`` joins the running
+    cluster, ``ray://host:port`` connects a client. ``workers: None`` means as many actors as the
+    cluster's CPUs (or GPUs, when ``num_gpus_per_worker`` > 0) allow.
+    """
+
+    kind: str = "local"
+    address: str = "local"
+    num_cpus_per_worker: float = 1
+    num_gpus_per_worker: float = 0
+    workers: int | None = None
+
+    def resolved(self) -> Any:
+        if self.kind == "local":
+            return "local"
+        return {"ray": {"address": self.address, "num_cpus_per_worker": self.num_cpus_per_worker,
+                        "num_gpus_per_worker": self.num_gpus_per_worker,
+                        "workers": self.workers}}
+
+
 
 
 class Executor:
@@ -64,24 +83,3 @@ class LocalExecutor(Executor):
         self.run_info = {"kind": self.kind, "threads": torch.get_num_threads()}
         return score_shortlist(reranker, dataset, shortlist, progress=progress, cache=cache,
                                pairs_per_chunk=self.pairs_per_chunk)
-
-
-def ray_available() -> bool:
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def make_executor(config: ExecutorConfig, *, log=print, **kwargs: Any) -> Executor:
-    """The executor a config asks for; ``ray`` without Ray installed is a one-line InputError."""
-    if config.kind == "local":
-        return LocalExecutor(**kwargs)
-    if config.kind == "ray":
-        if not ray_available():
-            raise InputError(RAY_INSTALL_HELP)
-        from rerank_eval.scoring.ray_executor import RayExecutor
-
-        return RayExecutor(config, log=log, **kwargs)
-    raise InputError(f"executor: unknown executor {config.kind!r}")

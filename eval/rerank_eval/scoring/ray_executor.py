@@ -9,7 +9,8 @@ order answers arrive. When an actor dies (pre-empted node, OOM, ``ray.kill``) it
 flight go back to the queue and a fresh actor takes its slot, so a lost worker (or a killed
 driver) costs only the chunks in flight. A chunk that fails ``max_attempts`` times stops the run.
 
-This module imports Ray; ``executors.make_executor`` only loads it when the config asks for it.
+This module imports Ray; ``rerank_eval.scoring.make_executor`` loads it only when the config
+asks for it.
 """
 
 from __future__ import annotations
@@ -30,15 +31,14 @@ import torch
 from ray.exceptions import RayActorError, RayTaskError
 
 import rerank_eval
-from rerank_eval.benchmark.hardware import hardware_fingerprint
-from rerank_eval.benchmark.latency import LatencyPlan, time_latency_plan
-from rerank_eval.config import ExecutorConfig
 from rerank_eval.datasets import Dataset
 from rerank_eval.errors import InputError
+from rerank_eval.hardware import hardware_fingerprint
 from rerank_eval.rerankers.base import Reranker
 from rerank_eval.runs import Run
 from rerank_eval.scoring.cache import ScoreCache
-from rerank_eval.scoring.executors import Executor
+from rerank_eval.scoring.executors import Executor, ExecutorConfig
+from rerank_eval.scoring.latency import LatencyPlan, time_latency_plan
 from rerank_eval.scoring.shortlist import (
     PAIRS_PER_CHUNK,
     CacheView,

@@ -8,12 +8,12 @@ written as soon as the chunk is done (a killed run resumes where it stopped).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rerank_eval.datasets import Dataset
 from rerank_eval.rerankers.base import Reranker
-from rerank_eval.runs import Run, order_by_score
+from rerank_eval.runs import Run
 from rerank_eval.scoring.cache import CachedScore, ScoreCache, fingerprint_hash, text_sha
 
 ProgressFn = Callable[[int, int], None]
@@ -157,22 +157,3 @@ def _lookup(cache: ScoreCache, fp_id: int, dataset: Dataset, keys: Sequence[Key]
             if hit is not None:
                 found[(q, d)] = hit
     return found
-
-
-def rerank_at_depth(
-    first_stage: Mapping[str, Sequence[str]],
-    model_scores: Mapping[str, Mapping[str, float]],
-    depth: int,
-    name: str,
-) -> Run:
-    """Top-``depth`` reordered by the model (ties by doc id descending); below it, the first
-    stage's order continues, so metrics cut deeper than ``depth`` still see the shortlist."""
-    ranking: dict[str, list[str]] = {}
-    scores: dict[str, dict[str, float]] = {}
-    for q, docs in first_stage.items():
-        head = docs[:depth]
-        q_scores = model_scores.get(q, {})
-        head_scores = {d: q_scores[d] for d in head}
-        ranking[q] = order_by_score(head_scores) + list(docs[depth:])
-        scores[q] = head_scores
-    return Run(name=name, ranking=ranking, scores=scores)

@@ -6,19 +6,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from rerank_eval.benchmark.latency import (
-    LatencyPlan,
-    latency_plan,
-    throughput,
-)
-from rerank_eval.benchmark.output_cut import output_cut_quality
-from rerank_eval.benchmark.recommend import recommend_depth
-from rerank_eval.benchmark.scores import score_distribution
+from rerank_eval.analysis.output_cut import output_cut_quality
+from rerank_eval.analysis.recommend import recommend_depth
+from rerank_eval.analysis.score_distribution import score_distribution
 from rerank_eval.config import ExperimentConfig
 from rerank_eval.datasets import Dataset
 from rerank_eval.metrics import Evaluation
 from rerank_eval.rerankers.base import Reranker
 from rerank_eval.runs import Run
+from rerank_eval.scoring.latency import (
+    LatencyPlan,
+    latency_plan,
+    throughput,
+)
 
 
 def benchmark_reranker(

@@ -11,6 +11,7 @@ explains noisy latency.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -25,15 +26,33 @@ ID_RULE = ("hw- + first 10 hex of sha256 over " + ", ".join(ID_FIELDS)
            + " (software versions excluded)")
 
 
-def _cpu_model() -> str:
+@functools.lru_cache(maxsize=1)
+def _cpuinfo() -> tuple[str, frozenset[str]]:
+    """CPU model name and feature flags from ``/proc/cpuinfo`` (as ``lscpu`` shows them),
+    read once per process: the one place this project reads it."""
+    model, flags = "", frozenset()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key = line.split(":", 1)[0].strip().lower()
+                if key == "model name" and not model:
+                    model = line.split(":", 1)[1].strip()
+                elif key == "flags" and not flags:
+                    flags = frozenset(line.split(":", 1)[1].split())
+                if model and flags:
+                    break
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "unknown"
+    return model or platform.processor() or platform.machine() or "unknown", flags
+
+
+def _cpu_model() -> str:
+    return _cpuinfo()[0]
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags the kernel reports; empty where there is no /proc/cpuinfo."""
+    return _cpuinfo()[1]
 
 
 def _ram_gb() -> float | None:
@@ -99,6 +118,9 @@ def hardware_fingerprint() -> dict[str, Any]:
         "cores_available": available,
         "threads_used": torch.get_num_threads(),
         "ram_gb": _ram_gb(),
+        # What decides the CPU's kernels (and dtype: auto): AVX2, AVX-512, AMX flags.
+        "cpu_flags": sorted(f for f in cpu_flags() if f.startswith(("avx512", "amx"))
+                            or f == "avx2"),
         **_gpu(),
         "os": platform.platform(),
         "python": platform.python_version(),

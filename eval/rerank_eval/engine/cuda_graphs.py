@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rerank_eval.scoring.encoding import CHANNELS
+from rerank_eval.engine.encoding import CHANNELS
 
 
 @dataclass

@@ -20,8 +20,6 @@ Why it is shaped this way (CPU and GPU alike, compute dominates):
 
 from __future__ import annotations
 
-import functools
-import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,99 +27,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import torch
 
-from rerank_eval.errors import InputError
-from rerank_eval.scoring.cuda_graphs import CudaGraphs
-from rerank_eval.scoring.encoding import CHANNELS, Encoded, PairEncoder
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise InputError(f"device: unknown device {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device: {device!r} requested but CUDA is not available")
-    return dev
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_flags() -> frozenset[str]:
-    """The CPU feature flags the kernel reports (``/proc/cpuinfo``, as ``lscpu`` shows them)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-#: Environment override of native-bf16 detection: ``1`` or ``0`` forces what ``dtype: auto``
-#: resolves to on a CPU, so tests (and users) can run either branch on any machine. A forced
-#: ``1`` on a CPU without native bf16 is correct but slow (oneDNN emulates bf16).
-NATIVE_BF16_ENV = "RERANK_EVAL_NATIVE_BF16"
-
-
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bf16 in hardware (AVX512-BF16 or AMX), or when
-    ``RERANK_EVAL_NATIVE_BF16`` says so. Without it oneDNN emulates bf16, which on this
-    project's Ice Lake test machine is ~2.5x *slower* than fp32."""
-    forced = os.environ.get(NATIVE_BF16_ENV, "").strip()
-    if forced in {"0", "1"}:
-        return forced == "1"
-    if forced:
-        raise InputError(f"{NATIVE_BF16_ENV}: expected 0 or 1, got {forced!r}")
-    flags = cpu_flags()
-    if flags:
-        return bool({"avx512_bf16", "amx_bf16"} & flags)
-    try:  # no /proc/cpuinfo (macOS, Windows): ask torch
-        return torch.backends.cpu.get_cpu_capability() in {"AVX512_BF16", "AMX"}
-    except Exception:  # noqa: BLE001 - capability probing must never fail a run
-        return False
-
-
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """``auto``: fp16 on a GPU, bf16 on a CPU that computes it natively, else fp32.
-
-    Why fp16 rather than bf16 on a GPU: measured with ``rerank-eval bench`` on an H200
-    (benchmarks/), fp16 kept rankings faithful (per-query Kendall tau >= 0.998, nDCG@10 equal
-    to fp32's on DL19 and SciFact) and was as fast as bf16, whose 8-bit mantissa did not
-    (tau 0.9875 on SciFact, nDCG@10 -0.0026 on DL19). A model whose activations overflow fp16
-    is caught (non-finite scores) and named; ``dtype: bfloat16`` is then the fast choice.
-
-    Why bf16 on a CPU with native bf16: measured on 2 cores of an AMX Xeon (SciFact BM25
-    top-100, the scoring head kept in fp32), 2.7x the fp32 peer with per-query Kendall tau
-    0.993 and nDCG@10 equal to fp32's; fp16 there was no faster than fp32. Without native bf16
-    (AVX512-BF16 or AMX) bf16 is emulated and slower than fp32.
-    """
-    dtype = DTYPE_ALIASES.get(dtype, dtype)
-    if dtype == "auto":
-        if device.type == "cuda":
-            return torch.float16
-        return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
-    if dtype not in DTYPES:
-        raise InputError(f"dtype: unknown dtype {dtype!r} (use auto, {', '.join(DTYPES)})")
-    return DTYPES[dtype]
-
-
-#: Relative agreement promised between two computations of one score on the same model and
-#: dtype that differ only in reduction order (intra-op thread count, executor, batch shapes):
-#: |a - b| <= tolerance * max(1, |a|). fp32: far above the ~1e-7 seen between 1 and 2 threads;
-#: half precision: one step of bf16 (2**-7) or fp16 (2**-10) at 1.0. README, "Reproducibility".
-AGREEMENT_TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 2.0**-7, torch.float16: 2.0**-10}
-
-
-def agreement_tolerance(dtype: torch.dtype) -> float:
-    """The relative tolerance scores computed in ``dtype`` agree within across thread counts."""
-    return AGREEMENT_TOLERANCE.get(dtype, AGREEMENT_TOLERANCE[torch.float32])
+from rerank_eval.engine.cuda_graphs import CudaGraphs
+from rerank_eval.engine.encoding import CHANNELS, Encoded, PairEncoder
 
 
 class PairScorer:

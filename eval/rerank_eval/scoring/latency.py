@@ -19,10 +19,18 @@ from typing import Any
 
 import numpy as np
 
-from rerank_eval.config import LatencyConfig
 from rerank_eval.datasets import Dataset
 from rerank_eval.rerankers.base import Reranker
 from rerank_eval.runs import Run
+
+
+@dataclass
+class LatencyConfig:
+    """Per-query latency sample: ``queries`` 0 turns latency measurement off."""
+
+    queries: int = 50
+    warmup: int = 3
+    seed: int = 0
 
 LATENCY_RULE = ("wall clock per query (one reranker.score call with the query's top-d pairs, "
                 "tokenization included, model always run: no score cache), warm-up excluded "

@@ -21,7 +21,9 @@ from typing import Any
 import pandas as pd
 
 from rerank_eval.config import SweepConfig
-from rerank_eval.pipeline import (
+from rerank_eval.rerankers import build_reranker
+from rerank_eval.rerankers.base import ScoringStats
+from rerank_eval.runner.pipeline import (
     ExperimentResult,
     Log,
     PreparedDataset,
@@ -32,10 +34,8 @@ from rerank_eval.pipeline import (
     score_reranker,
     write_first_stage,
 )
-from rerank_eval.rerankers import build_reranker
-from rerank_eval.rerankers.base import ScoringStats
+from rerank_eval.scoring import make_executor
 from rerank_eval.scoring.cache import open_cache
-from rerank_eval.scoring.executors import make_executor
 
 SWEEP_SCHEMA_VERSION = 1
 
@@ -51,7 +51,7 @@ class SweepResult:
 def run_sweep(config: SweepConfig, *, out_dir: Path | None = None,
               log: Log = print) -> SweepResult:
     """Run every (dataset, reranker) cell of ``config`` (see the module docstring)."""
-    from rerank_eval.reports.results import write_results
+    from rerank_eval.runner.results import write_results
 
     root = out_dir if out_dir else Path("reports") / config.name
     result = SweepResult(config=config, reports_dir=root, hardware=log_hardware(log))
@@ -162,7 +162,7 @@ def write_sweep_report(result: SweepResult) -> Path:
     """report.md and report.html at the sweep's root: the dataset x reranker table, then the
     usual report over every dataset (its cells merged into one results dict per dataset)."""
     from rerank_eval.reports.render import write_report
-    from rerank_eval.reports.results import results_dict
+    from rerank_eval.runner.results import results_dict
 
     merged: dict[str, dict[str, Any]] = {}
     for cell in result.cells:

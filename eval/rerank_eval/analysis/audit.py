@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rerank_eval.scoring.shortlist import rerank_at_depth
+from rerank_eval.runs import rerank_at_depth
 
 AUDIT_CSV = "audit.csv"
 AUDIT_MD = "audit.md"

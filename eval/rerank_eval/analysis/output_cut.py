@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 from rerank_eval.metrics import evaluate_ranking
 from rerank_eval.metrics.specs import MetricSpec
-from rerank_eval.scoring.shortlist import rerank_at_depth
+from rerank_eval.runs import rerank_at_depth
 
 
 def output_cut_quality(

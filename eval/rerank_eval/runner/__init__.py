@@ -1,0 +1,1 @@
+"""The runner: validation, execution and result writing of experiments and sweeps."""
