@@ -101,7 +101,7 @@ def test_audit_k_is_configurable_and_validated(tmp_path):
 
 
 def test_pipeline_writes_audit_totals_that_match_the_audit_file(tmp_path, tiny_cross_encoder):
-    from rerank_eval.runner.pipeline import run_experiment
+    from rerank_eval.runner import run_experiment
 
     cfg = {"name": "audit-run", "dataset": {"bundled": "quickstart"},
            "first_stage": {"bm25": {}, "depth": 20},
@@ -111,7 +111,7 @@ def test_pipeline_writes_audit_totals_that_match_the_audit_file(tmp_path, tiny_c
            "sanity_check": False}
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    result = run_experiment(load_config(path), out_dir=tmp_path / "out", log=lambda _m: None)
+    result = run_experiment(load_config(path), out_dir=tmp_path / "out")
     import json
 
     entry = json.loads((tmp_path / "out" / "results.json").read_text())["rerankers"][0]

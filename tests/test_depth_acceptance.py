@@ -10,7 +10,7 @@ import json
 
 import pytest
 from rerank_eval.config import parse_config
-from rerank_eval.runner.pipeline import run_experiment
+from rerank_eval.runner import run_experiment
 
 
 @pytest.mark.slow
@@ -25,7 +25,7 @@ def test_scifact_depth_curve_latency_and_report(scifact_dir, scifact_ce, tmp_pat
         "metrics": ["ndcg@10", "recall@100"],
         "latency": {"queries": 6, "warmup": 1},
     }
-    run_experiment(parse_config(raw, base_dir=tmp_path), out_dir=tmp_path, log=lambda _m: None)
+    run_experiment(parse_config(raw, base_dir=tmp_path), out_dir=tmp_path)
     data = json.loads((tmp_path / "results.json").read_text())
     rr = data["rerankers"][0]
     shortlist = len((tmp_path / "runs" / "first_stage.trec").read_text().splitlines())

@@ -12,7 +12,7 @@ import json
 import torch
 from rerank_eval.config import parse_config
 from rerank_eval.models import resolve_dtype
-from rerank_eval.runner.pipeline import run_experiment
+from rerank_eval.runner import run_experiment
 
 
 def _run(tmp_path, model, dtype: str, tag: str) -> dict:
@@ -26,7 +26,7 @@ def _run(tmp_path, model, dtype: str, tag: str) -> dict:
         "latency": {"queries": 0}, "cache": {"enabled": False},
     }
     out = tmp_path / tag
-    run_experiment(parse_config(raw, base_dir=tmp_path), out_dir=out, log=lambda _m: None)
+    run_experiment(parse_config(raw, base_dir=tmp_path), out_dir=out)
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     scores = (out / "runs" / "tiny.scores.tsv").read_text(encoding="utf-8")
     return {"entry": results["rerankers"][0], "scores": scores}

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from rerank_eval.cli import main
 from rerank_eval.config import load_config
-from rerank_eval.runner.pipeline import run_experiment
+from rerank_eval.runner import run_experiment
 
 QUERIES = 40
 DEPTH = 10
@@ -34,7 +34,7 @@ def _evaluate(model: Path, scifact: Path, out: Path) -> Path:
     }
     out.mkdir(parents=True)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg))
-    run_experiment(load_config(out / "config.yaml"), out_dir=out / "report", log=lambda _m: None)
+    run_experiment(load_config(out / "config.yaml"), out_dir=out / "report")
     return out / "report" / "results.json"
 
 

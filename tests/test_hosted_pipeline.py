@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from fake_rerank_server import FakeRerankServer, overlap_score
 from rerank_eval.cli import main
 from rerank_eval.config import parse_config
 from rerank_eval.rerankers.hosted import HostedAPIError
-from rerank_eval.runner.pipeline import run_experiment
+from rerank_eval.runner import run_experiment
 
 KEY = "sk-live-ACCEPTANCE-never-written-9f8e7d"
 ENV = {"cohere": "COHERE_API_KEY", "jina": "JINA_API_KEY", "voyage": "VOYAGE_API_KEY",
@@ -51,13 +52,15 @@ def _no_file_contains(root: Path, secret: str) -> list[Path]:
 
 
 def test_local_and_hosted_rerankers_end_to_end(tmp_path, scifact_dir, tiny_cross_encoder,
-                                               server):
+                                               server, caplog):
     server.fail_next("429", "500", "truncated")  # a bumpy network on the way
     dataset = {"beir": str(scifact_dir), "sample": {"queries": 10, "seed": 1}}
     config = parse_config(_raw_config(dataset, tiny_cross_encoder, server, list(ENV)),
                           base_dir=tmp_path)
-    lines: list[str] = []
-    result = run_experiment(config, out_dir=tmp_path / "out", log=lines.append)
+    caplog.set_level(logging.DEBUG, logger="rerank_eval")
+    result = run_experiment(config, out_dir=tmp_path / "out")
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines  # the run logged its steps
 
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     entries = {r["name"]: r for r in results["rerankers"]}
@@ -108,5 +111,4 @@ def test_a_failing_api_loses_nothing_finished_and_fails_in_one_line(tmp_path, se
     assert (tmp_path / "out" / "runs" / "jina-api.scores.tsv").is_file()
     assert _no_file_contains(tmp_path, KEY) == [] and KEY not in err
     with pytest.raises(HostedAPIError):  # the Python API raises the same error
-        run_experiment(parse_config(raw, base_dir=tmp_path), out_dir=tmp_path / "out2",
-                       log=lambda _m: None)
+        run_experiment(parse_config(raw, base_dir=tmp_path), out_dir=tmp_path / "out2")

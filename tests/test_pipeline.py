@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import pytrec_eval
 from rerank_eval.config import LatencyConfig, load_config
-from rerank_eval.runner.pipeline import run_experiment
+from rerank_eval.runner import run_experiment
 from rerank_eval.runs import read_trec_run, rerank_at_depth
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ def quickstart(tmp_path_factory):
     out = tmp_path_factory.mktemp("quickstart")
     config = load_config(PROJECT_ROOT / "configs" / "quickstart.yaml")
     config.latency = LatencyConfig(queries=5, warmup=1)  # keep the suite fast; tested elsewhere
-    result = run_experiment(config, out_dir=out, log=lambda _: None)
+    result = run_experiment(config, out_dir=out)
     return out, result
 
 
@@ -85,7 +85,7 @@ def test_first_stage_only_config_evaluates_bm25(tmp_path, scifact_dir):
     config.write_text(f"name: sf\ndataset: {{beir: {scifact_dir}, split: test}}\n"
                       "first_stage: {bm25: {}, depth: 100}\nrerankers: []\n"
                       "metrics: [ndcg@10, recall@100]\n")
-    result = run_experiment(load_config(config), out_dir=tmp_path / "out", log=lambda _: None)
+    result = run_experiment(load_config(config), out_dir=tmp_path / "out")
     means = result.first_stage.evaluations[None].means
     assert 0.665 <= means["ndcg@10"] <= 0.679, "published Lucene BM25 range on SciFact"
     assert 0.90 <= means["recall@100"] <= 0.93
@@ -99,7 +99,7 @@ def test_cross_encoder_reranking_on_real_data_matches_trec_eval(tmp_path, scifac
         "first_stage: {bm25: {}, depth: 10}\n"
         f"rerankers: [{{name: ce, kind: cross-encoder, model: {scifact_ce}, max_length: 256}}]\n"
         "depths: [5, 10]\nmetrics: [ndcg@10, recall@10]\nlatency: {queries: 0}\n")
-    result = run_experiment(load_config(config), out_dir=tmp_path / "out", log=lambda _: None)
+    result = run_experiment(load_config(config), out_dir=tmp_path / "out")
     stage = result.rerankers[0]
     assert stage.info["pairs_scored"] == sum(len(d) for d in
                                              read_trec_run(tmp_path / "out" / "runs" /
@@ -123,7 +123,7 @@ def test_scifact_cross_encoder_beats_bm25_at_depth_10(tmp_path, scifact_dir, sci
         f"name: sf\ndataset: {{beir: {scifact_dir}}}\nfirst_stage: {{bm25: {{}}, depth: 10}}\n"
         f"rerankers: [{{name: ce, kind: cross-encoder, model: {scifact_ce}, max_length: 256}}]\n"
         "depths: [10]\nmetrics: [ndcg@10]\n")
-    result = run_experiment(load_config(config), out_dir=tmp_path / "out", log=lambda _: None)
+    result = run_experiment(load_config(config), out_dir=tmp_path / "out")
     bm25 = result.first_stage.evaluations[None].means["ndcg@10"]
     assert result.rerankers[0].evaluations[10].means["ndcg@10"] > bm25 + 0.005
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 from rerank_eval.config import parse_config
-from rerank_eval.runner.pipeline import run_experiment
+from rerank_eval.runner import run_experiment
 
 
 def write_beir(folder: Path) -> Path:
@@ -32,7 +33,8 @@ def write_beir(folder: Path) -> Path:
     return folder
 
 
-def test_hybrid_shortlist_reranked_with_curve_and_latency(tmp_path, tiny_cross_encoder) -> None:
+def test_hybrid_shortlist_reranked_with_curve_and_latency(tmp_path, tiny_cross_encoder,
+                                                          caplog) -> None:
     data = write_beir(tmp_path / "data")
     raw = {
         "name": "hybrid-e2e",
@@ -48,8 +50,9 @@ def test_hybrid_shortlist_reranked_with_curve_and_latency(tmp_path, tiny_cross_e
         "sanity_check": False,
     }
     config = parse_config(raw, base_dir=tmp_path)
-    logs: list[str] = []
-    run_experiment(config, out_dir=tmp_path / "out", log=logs.append)
+    caplog.set_level(logging.INFO, logger="rerank_eval")
+    run_experiment(config, out_dir=tmp_path / "out")
+    logs = [record.getMessage() for record in caplog.records]
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     fs = results["first_stage"]
     assert fs["name"] == "hybrid-rrf"

@@ -18,7 +18,7 @@ from rerank_eval.first_stage import FIRST_STAGES
 from rerank_eval.models import agreement_tolerance
 from rerank_eval.rerankers import build_reranker
 from rerank_eval.rerankers.base import ScoringStats
-from rerank_eval.runner.pipeline import run_experiment
+from rerank_eval.runner import run_experiment
 from rerank_eval.runs import Run
 from rerank_eval.scoring.cache import ScoreCache, text_sha
 from rerank_eval.scoring.executors import LocalExecutor
@@ -161,7 +161,7 @@ def test_pipeline_with_executor_ray_reports_local_metrics(local_ray, tiny_cross_
                "executor": executor, "sanity_check": False,
                "cache": {"enabled": False}}  # both runs score every pair
         config = parse_config(raw, base_dir=Path.cwd())
-        run_experiment(config, out_dir=out, log=lambda _: None)
+        run_experiment(config, out_dir=out)
         return json.loads((out / "results.json").read_text()), out
 
     with torch_threads(1):  # the worker's one CPU: equal thread counts, equal bits
@@ -260,7 +260,7 @@ def test_partly_cached_ray_run_scores_only_the_misses_like_local(ray_executor,
 def test_ray_sweep_equals_local_sweep_and_reuses_the_pool_across_datasets(local_ray,
                                                                           tiny_cross_encoder,
                                                                           tmp_path):
-    from rerank_eval.runner.sweep import run_sweep
+    from rerank_eval.runner import run_sweep
 
     def sweep_with(executor, out):
         raw = {"name": "sw", "first_stage": {"bm25": {}, "depth": 10}, "depths": [5, 10],
@@ -271,7 +271,7 @@ def test_ray_sweep_equals_local_sweep_and_reuses_the_pool_across_datasets(local_
                               "model": str(tiny_cross_encoder)}],
                "executor": executor, "sanity_check": False, "latency": {"queries": 0},
                "cache": {"enabled": False}}  # b's pairs are a's: every cell must score
-        run_sweep(parse_config(raw, base_dir=Path.cwd()), out_dir=out, log=lambda _: None)
+        run_sweep(parse_config(raw, base_dir=Path.cwd()), out_dir=out)
         return json.loads((out / "sweep.json").read_text())["cells"]
 
     local = sweep_with("local", tmp_path / "local")

@@ -15,7 +15,7 @@ import torch
 from rerank_eval.cli import main
 from rerank_eval.config import parse_config
 from rerank_eval.models import resolve_dtype
-from rerank_eval.runner.pipeline import run_experiment
+from rerank_eval.runner import run_experiment
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -36,7 +36,7 @@ def tiny_run(tiny_cross_encoder, tmp_path_factory) -> tuple[Path, object]:
         "recommendation": {"output_k": [3, 5, 10]},
     }
     out = tmp_path_factory.mktemp("tiny-report")
-    result = run_experiment(parse_config(raw, base_dir=out), out_dir=out, log=lambda _m: None)
+    result = run_experiment(parse_config(raw, base_dir=out), out_dir=out)
     return out, result
 
 

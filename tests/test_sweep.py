@@ -12,8 +12,7 @@ import yaml
 from rerank_eval.cli import main
 from rerank_eval.config import ExperimentConfig, SweepConfig, parse_config
 from rerank_eval.errors import InputError
-from rerank_eval.runner.pipeline import run_experiment
-from rerank_eval.runner.sweep import run_sweep
+from rerank_eval.runner import run_experiment, run_sweep
 
 SHARED_KEYS = {"first_stage": {"bm25": {}, "depth": 5}, "depths": [3, 5],
                "metrics": ["ndcg@5", "recall@5"], "latency": {"queries": 0},
@@ -41,7 +40,7 @@ def sweep(sweep_raw, tmp_path_factory):
     raw = {**sweep_raw, "cache": {"path": str(out / "cache" / "scores.sqlite")}}
     config = parse_config(raw, base_dir=Path.cwd())
     assert isinstance(config, SweepConfig)
-    return run_sweep(config, out_dir=out, log=lambda _: None), out
+    return run_sweep(config, out_dir=out), out
 
 
 def test_every_cell_has_a_results_json_equal_to_the_single_dataset_run(sweep, sweep_raw,
@@ -53,7 +52,7 @@ def test_every_cell_has_a_results_json_equal_to_the_single_dataset_run(sweep, sw
                       "dataset": {k: v for k, v in entry.items() if k != "name"}}
         single = parse_config(single_raw, base_dir=Path.cwd())
         assert isinstance(single, ExperimentConfig)
-        run_experiment(single, out_dir=tmp_path / name, log=lambda _: None)
+        run_experiment(single, out_dir=tmp_path / name)
         expected = json.loads((tmp_path / name / "results.json").read_text())
         for rr in expected["rerankers"]:
             cell_dir = out / name / rr["name"]

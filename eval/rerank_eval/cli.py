@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -14,27 +15,56 @@ from rerank_eval.compare.commands import add_commands as add_compare_commands
 from rerank_eval.errors import InputError
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (tests and notebooks swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+class _LevelPrefix(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {text}"
+
+
+def _configure_logging(quiet: bool) -> None:
+    """The library logs to ``rerank_eval``; the CLI shows INFO on stderr (warnings only with
+    --quiet)."""
+    logger = logging.getLogger("rerank_eval")
+    if not logger.handlers:
+        handler = _StderrHandler()
+        handler.setFormatter(_LevelPrefix("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from rerank_eval.config import SweepConfig, load_config
-    from rerank_eval.runner.pipeline import run_experiment
+    from rerank_eval.runner import run_experiment, run_sweep
     from rerank_eval.runner.results import summary_table
 
     config = load_config(args.config)
-    log = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    _configure_logging(args.quiet)
     out = Path(args.out) if args.out else None
     if isinstance(config, SweepConfig):
-        from rerank_eval.runner.sweep import run_sweep, sweep_frame
+        from rerank_eval.runner.sweep import sweep_frame
 
         for exp in config.experiments:
             exp.cache.enabled = exp.cache.enabled and not args.no_cache
-        sweep = run_sweep(config, out_dir=out, log=log)
+        sweep = run_sweep(config, out_dir=out)
         print(sweep_frame(sweep).to_string(index=False))
         print(f"\nsweep:  {sweep.reports_dir / 'sweep.json'}\n"
               f"report: {sweep.reports_dir / 'report.md'}")
         return 0
     if args.no_cache:
         config.cache.enabled = False
-    result = run_experiment(config, out_dir=out, log=log)
+    result = run_experiment(config, out_dir=out)
     print(summary_table(result))
     print(f"\nresults: {result.reports_dir / 'results.json'}\nruns:    {result.runs_dir}")
     return 0

@@ -23,9 +23,9 @@ PACKAGED_MINILM_ALIASES = {
 HUB_OFFLINE_HELP = (
     "model {model!r} is neither a local folder nor in the Hugging Face cache, and the hub could"
     " not be reached ({reason}). Offline: download it on a connected machine "
-    "(huggingface-cli download {model}) and copy the cache (HF_HOME), or set model: to a "
-    "local folder"
+    "(hf download {model}) and copy the cache (HF_HOME), or set model: to a local folder"
 )
+HUB_CHECK_TIMEOUT_S = 10.0
 
 
 def resolve_model(model: str, base_dir: Path, field: str) -> str:
@@ -59,6 +59,31 @@ def resolve_model(model: str, base_dir: Path, field: str) -> str:
     if looks_like_path:
         raise InputError(f"{field}: model path not found: {candidate}")
     return model
+
+
+def check_model_available(model: str, field: str) -> None:
+    """Fail now, in seconds, when ``model`` (from :func:`resolve_model`) cannot be loaded: a
+    local folder is there already; a hub id must be in the local hub cache, or the hub must
+    answer one request (none with ``HF_HUB_OFFLINE`` set). Loading itself would otherwise
+    retry for a minute, after earlier rerankers have spent their whole pass."""
+    if Path(model).exists():
+        return
+    try:
+        from huggingface_hub import constants, model_info, try_to_load_from_cache
+    except ImportError:  # transformers depends on it; without it loading fails anyway
+        return
+    if isinstance(try_to_load_from_cache(model, "config.json"), str):
+        return
+    if constants.HF_HUB_OFFLINE:
+        reason = "HF_HUB_OFFLINE is set"
+    else:
+        try:
+            model_info(model, timeout=HUB_CHECK_TIMEOUT_S)
+            return
+        except Exception as e:  # noqa: BLE001 - any failure means: cannot load it from here
+            text = str(e).splitlines()[0][:160] if str(e) else ""
+            reason = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    raise InputError(f"{field}: " + HUB_OFFLINE_HELP.format(model=model, reason=reason))
 
 
 def load_pretrained(load, model: str, field: str, **kwargs):

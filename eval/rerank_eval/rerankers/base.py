@@ -65,6 +65,10 @@ class Reranker:
         keys = sorted(self.params) if self.score_params is None else self.score_params
         return {"kind": self.kind, **{k: self.params[k] for k in keys}}
 
+    def preflight(self) -> None:
+        """Fail now, in seconds, if this reranker cannot run (a model that cannot be found or
+        fetched, a missing key): the runner calls it for every reranker before any work."""
+
     def latency_warmup_rounds(self) -> int:
         """Untimed passes over every latency probe before any is timed: 0, or more for a
         backend that prepares per input shape on first sight (CUDA graphs are captured the

@@ -8,7 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from rerank_eval.models import load_pretrained, model_identity, resolve_device, resolve_model
+from rerank_eval.models import (
+    check_model_available,
+    load_pretrained,
+    model_identity,
+    resolve_device,
+    resolve_model,
+)
 from rerank_eval.rerankers.base import Reranker
 
 
@@ -67,6 +73,9 @@ class BiEncoder(Reranker):
         self.stats.pairs_truncated += int(self.last_truncated.sum())
         self.stats.pairs_scored += len(pairs)
         return np.array([float(np.dot(q_emb[q], p_emb[p])) for q, p in pairs], dtype=np.float64)
+
+    def preflight(self) -> None:
+        check_model_available(self.model_path, self.field)
 
     def close(self) -> None:
         self._model = None

@@ -13,6 +13,7 @@ from rerank_eval.engine.scorer import PairScorer
 from rerank_eval.errors import InputError
 from rerank_eval.models import (
     DTYPE_ALIASES,
+    check_model_available,
     cpu_has_native_bf16,
     load_pretrained,
     model_identity,
@@ -246,6 +247,9 @@ class CrossEncoder(Reranker):
     def latency_warmup_rounds(self) -> int:
         graphs = self.scorer.graphs
         return graphs.capture_after if graphs is not None else 0
+
+    def preflight(self) -> None:
+        check_model_available(self.model_path, self.field)
 
     def close(self) -> None:
         self._scorer = None

@@ -1,18 +1,11 @@
-"""A sweep: every (dataset, reranker) cell of a ``datasets:`` config, with one executor, one
-score cache and each dataset's first stage computed once.
-
-Cells run one after another, reranker by reranker and, within a reranker, dataset by dataset:
-the model is loaded once (in the driver and, on Ray, in the worker pool, which ``RayExecutor``
-keeps while the same reranker scores) and each cell is spread over every worker. Each cell's
-results.json (the normal schema: the first stage and that one reranker) and runs are written
-under ``<root>/<dataset>/<reranker>/`` as soon as the cell finishes, and ``sweep.json`` is
-rewritten after every cell, so a failing cell never loses finished ones. The merged report
-(report.md/.html) comes at the end.
+"""A sweep's own outputs: ``sweep.json`` (one line per finished cell, rewritten after every
+cell, so a failing cell never loses finished ones) and the merged report with its dataset x
+reranker table. The cells themselves are run by ``run.py``; each cell's results.json (the
+normal schema: the first stage and that one reranker) lives under ``<root>/<dataset>/<reranker>/``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,21 +14,7 @@ from typing import Any
 import pandas as pd
 
 from rerank_eval.config import SweepConfig
-from rerank_eval.rerankers import build_reranker
-from rerank_eval.rerankers.base import ScoringStats
-from rerank_eval.runner.pipeline import (
-    ExperimentResult,
-    Log,
-    PreparedDataset,
-    log_hardware,
-    log_stage,
-    prepare_first_stage,
-    sanity_info,
-    score_reranker,
-    write_first_stage,
-)
-from rerank_eval.scoring import make_executor
-from rerank_eval.scoring.cache import open_cache
+from rerank_eval.runner.results import ExperimentResult
 
 SWEEP_SCHEMA_VERSION = 1
 
@@ -46,62 +25,6 @@ class SweepResult:
     reports_dir: Path
     cells: list[ExperimentResult] = field(default_factory=list)  # finished, in run order
     hardware: dict[str, Any] = field(default_factory=dict)
-
-
-def run_sweep(config: SweepConfig, *, out_dir: Path | None = None,
-              log: Log = print) -> SweepResult:
-    """Run every (dataset, reranker) cell of ``config`` (see the module docstring)."""
-    from rerank_eval.runner.results import write_results
-
-    root = out_dir if out_dir else Path("reports") / config.name
-    result = SweepResult(config=config, reports_dir=root, hardware=log_hardware(log))
-    shared = config.experiments[0]  # rerankers, executor and cache are the same in all
-    rerankers = [build_reranker(r.name, r.kind, r.params, base_dir=config.base_dir)
-                 for r in shared.rerankers]
-    executor = make_executor(shared.executor, log=log)
-    cache = None
-    try:
-        # Every dataset's first stage first: a bad dataset or run file fails before any scoring.
-        prepared: list[PreparedDataset] = []
-        for exp in config.experiments:
-            log(f"sweep: dataset {exp.dataset.name}")
-            p = prepare_first_stage(exp, log=log)
-            write_first_stage(p, root / str(exp.dataset.name) / "runs",
-                              root / str(exp.dataset.name))
-            prepared.append(p)
-        cache = open_cache(shared.cache.enabled, shared.cache.path) if rerankers else None
-        if cache is not None:
-            log(f"score cache: {cache.path}")
-        _write_sweep_json(result)
-        for rr_cfg, reranker in zip(shared.rerankers, rerankers):
-            sanity = sanity_info(reranker, log) if shared.sanity_check else None
-            for p in prepared:
-                name = str(p.config.dataset.name)
-                log(f"sweep: cell {name} x {rr_cfg.name}")
-                reranker.stats = ScoringStats()  # per cell: pairs scored, from cache, ...
-                cell_dir = root / name / rr_cfg.name
-                cell = ExperimentResult(
-                    config=dataclasses.replace(p.config, rerankers=[rr_cfg]),
-                    dataset=p.dataset, first_stage=p.first_stage, rerankers=[],
-                    runs_dir=cell_dir / "runs", reports_dir=cell_dir,
-                    timings=dict(p.timings), hardware=result.hardware)
-                write_first_stage(p, cell.runs_dir, cell_dir)  # each cell is self-contained
-                stage = score_reranker(p, rr_cfg, reranker, executor, cache,
-                                       runs_dir=cell.runs_dir, reports_dir=cell_dir,
-                                       info=sanity, log=log)
-                cell.rerankers.append(stage)
-                write_results(cell)
-                result.cells.append(cell)
-                _write_sweep_json(result)
-                log_stage(stage, p, log)
-            reranker.close()
-        if result.cells:
-            log(f"report: {write_sweep_report(result)}")
-    finally:
-        if cache is not None:
-            cache.close()
-        executor.close()
-    return result
 
 
 def cell_summary(cell: ExperimentResult, root: Path) -> dict[str, Any]:
@@ -132,7 +55,7 @@ def sweep_dict(result: SweepResult) -> dict[str, Any]:
             "cells": [cell_summary(c, root) for c in result.cells]}
 
 
-def _write_sweep_json(result: SweepResult) -> Path:
+def write_sweep_json(result: SweepResult) -> Path:
     root = result.reports_dir
     root.mkdir(parents=True, exist_ok=True)
     path = root / "sweep.json"

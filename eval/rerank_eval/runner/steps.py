@@ -1,13 +1,10 @@
-"""The experiment: dataset -> first stage -> rerankers at each depth -> metrics -> results.
-
-``run_experiment`` is the Python API the CLI wraps. It returns plain data (ExperimentResult)
-and writes runs and reports as it goes, so finished stages are on disk if a later one fails.
-"""
+"""The runner's steps: load a dataset and run its first stage, score one reranker on it and
+evaluate every depth, write runs. ``run.py`` orders them for an experiment or a sweep."""
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,18 +16,16 @@ from rerank_eval.first_stage import FIRST_STAGES
 from rerank_eval.hardware import hardware_fingerprint
 from rerank_eval.metrics import Evaluation, evaluate_ranking
 from rerank_eval.metrics.recall_curve import recall_curve
-from rerank_eval.rerankers import build_reranker
 from rerank_eval.rerankers.base import Reranker
 from rerank_eval.rerankers.sanity import run_sanity_probes
 from rerank_eval.runner.cost import benchmark_reranker
-from rerank_eval.runner.results import ExperimentResult, StageResult
+from rerank_eval.runner.results import StageResult
 from rerank_eval.runs import Run, write_trec_run
-from rerank_eval.scoring import make_executor
-from rerank_eval.scoring.cache import ScoreCache, open_cache
+from rerank_eval.scoring.cache import ScoreCache
 from rerank_eval.scoring.executors import Executor
 from rerank_eval.scoring.latency import measure_first_stage_latency
 
-Log = Callable[[str], None]
+logger = logging.getLogger(__name__)
 
 
 def prepare_dataset(config: ExperimentConfig) -> Dataset:
@@ -56,18 +51,19 @@ class PreparedDataset:
     timings: dict[str, float]
 
 
-def prepare_first_stage(config: ExperimentConfig, *, log: Log = print) -> PreparedDataset:
+def prepare_first_stage(config: ExperimentConfig) -> PreparedDataset:
     """Load the dataset, run the first stage, evaluate it and time it per query."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     dataset = prepare_dataset(config)
     timings["load_dataset_s"] = time.perf_counter() - t0
-    log(f"dataset {dataset.id}: {len(dataset.queries)} queries, {len(dataset.corpus)} documents")
+    logger.info(f"dataset {dataset.id}: {len(dataset.queries)} queries, "
+                f"{len(dataset.corpus)} documents")
 
     fs_cfg = config.first_stage
     first_stage = FIRST_STAGES[fs_cfg.kind](fs_cfg.params, base_dir=config.base_dir,
                                             field=f"{fs_cfg.where}.{fs_cfg.kind}")
-    first_stage.log = log
+    first_stage.log = logger.info
     t0 = time.perf_counter()
     fs_run = first_stage.retrieve(dataset, fs_cfg.depth)
     if config.dataset.drop_self_matches:
@@ -86,8 +82,8 @@ def prepare_first_stage(config: ExperimentConfig, *, log: Log = print) -> Prepar
                                   "params": first_stage.describe(),
                                   "recall_curve": {str(k): v for k, v in curve.items()}})
     first_stage.close()
-    log(f"first stage {first_stage.name}: " + _fmt(fs_eval.means))
-    log("first-stage recall curve (the reranking ceiling): "
+    logger.info(f"first stage {first_stage.name}: " + _fmt(fs_eval.means))
+    logger.info("first-stage recall curve (the reranking ceiling): "
         + "  ".join(f"@{k}={v:.4f}" for k, v in curve.items()))
     return PreparedDataset(config=config, dataset=dataset, run=fs_run,
                            shortlist=fs_run.top(max(config.depths)), first_stage=fs_result,
@@ -106,20 +102,20 @@ def write_first_stage(prepared: PreparedDataset, runs_dir: Path, reports_dir: Pa
                             f"{prepared.dataset.id})")
 
 
-def sanity_info(reranker: Reranker, log: Log = print) -> dict[str, Any]:
+def sanity_info(reranker: Reranker) -> dict[str, Any]:
     """The obvious-pair probes (a property of the model, not of the dataset)."""
     sanity = run_sanity_probes(reranker)
     if sanity.failed:
-        log(f"WARNING: {reranker.name} ranks the irrelevant passage first on "
-            f"{sanity.inverted}/{sanity.probes} obvious sanity probes: check label "
-            "index, pair order and score sign (or the model is untrained)")
+        logger.warning(f"{reranker.name} ranks the irrelevant passage first on "
+                       f"{sanity.inverted}/{sanity.probes} obvious sanity probes: check label "
+                       "index, pair order and score sign (or the model is untrained)")
     return {"sanity": sanity.as_dict()}
 
 
 def score_reranker(prepared: PreparedDataset, rr_cfg: RerankerConfig, reranker: Reranker,
                    executor: Executor, cache: ScoreCache | None, *, runs_dir: Path,
                    reports_dir: Path, info: dict[str, Any] | None = None,
-                   append_audit: bool = False, log: Log = print) -> StageResult:
+                   append_audit: bool = False) -> StageResult:
     """Score the shortlist with one reranker, evaluate it at every depth, write its runs and
     scores, and measure its cost. ``info`` seeds the stage's info (e.g. sanity probes)."""
     config, dataset, fs_run = prepared.config, prepared.dataset, prepared.run
@@ -145,7 +141,7 @@ def score_reranker(prepared: PreparedDataset, rr_cfg: RerankerConfig, reranker: 
     info.update(benchmark_reranker(
         reranker, dataset, config, first_stage=fs_run, shortlist=prepared.shortlist,
         model_scores=model_scores, evaluations=evaluations, scoring_s=elapsed,
-        description=info["description"], log=log, measure_latency=executor.measure_latency))
+        description=info["description"], log=logger.info, measure_latency=executor.measure_latency))
     return StageResult(name=rr_cfg.name, kind=rr_cfg.kind, model=reranker.model_id,
                        evaluations=evaluations,
                        info={**info, "pairs_scored": reranker.stats.pairs_scored,
@@ -154,64 +150,18 @@ def score_reranker(prepared: PreparedDataset, rr_cfg: RerankerConfig, reranker: 
                              **reranker.stats.extra})  # e.g. hosted usage, cost, latency
 
 
-def log_stage(stage: StageResult, prepared: PreparedDataset, log: Log = print) -> None:
+def log_stage(stage: StageResult, prepared: PreparedDataset) -> None:
     for depth, evaluation in stage.evaluations.items():
         if depth is not None:
-            log(f"{stage.name} @{depth}: " + _fmt(evaluation.means)
-                + f"  (first-stage recall@{depth}={prepared.curve[depth]:.4f})")
+            logger.info(f"{stage.name} @{depth}: " + _fmt(evaluation.means)
+                        + f"  (first-stage recall@{depth}={prepared.curve[depth]:.4f})")
 
 
-def log_hardware(log: Log = print) -> dict[str, Any]:
+def log_hardware() -> dict[str, Any]:
     hardware = hardware_fingerprint()
-    log(f"hardware {hardware['id']}: {hardware['cpu_model']}, {hardware['threads_used']} "
-        f"threads, GPU {hardware['gpu_model'] or 'none'}")
+    logger.info(f"hardware {hardware['id']}: {hardware['cpu_model']}, "
+                f"{hardware['threads_used']} threads, GPU {hardware['gpu_model'] or 'none'}")
     return hardware
-
-
-def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
-                   log: Log = print) -> ExperimentResult:
-    """Run the whole experiment described by ``config``."""
-    from rerank_eval.reports.render import write_report
-    from rerank_eval.runner.results import results_dict, write_results
-
-    runs_dir = (out_dir / "runs") if out_dir else Path("runs") / config.name
-    reports_dir = out_dir if out_dir else Path("reports") / config.name
-    hardware = log_hardware(log)
-
-    # Build every reranker before any work so a bad model reference fails fast (models load
-    # lazily, on first use).
-    rerankers = [build_reranker(r.name, r.kind, r.params, base_dir=config.base_dir)
-                 for r in config.rerankers]
-    # So is the executor (``executor: ray`` without Ray installed fails here). A failed score()
-    # releases its workers itself; Ray stops any others when this process exits.
-    executor = make_executor(config.executor, log=log)
-
-    prepared = prepare_first_stage(config, log=log)
-    result = ExperimentResult(config=config, dataset=prepared.dataset,
-                              first_stage=prepared.first_stage, rerankers=[], runs_dir=runs_dir,
-                              reports_dir=reports_dir, timings=prepared.timings,
-                              hardware=hardware)
-    write_first_stage(prepared, runs_dir, reports_dir)
-    write_results(result)
-
-    cache = open_cache(config.cache.enabled, config.cache.path) if config.rerankers else None
-    if cache is not None:
-        log(f"score cache: {cache.path}")
-    for rr_cfg, reranker in zip(config.rerankers, rerankers):
-        stage = score_reranker(prepared, rr_cfg, reranker, executor, cache, runs_dir=runs_dir,
-                               reports_dir=reports_dir,
-                               info=sanity_info(reranker, log) if config.sanity_check else None,
-                               append_audit=bool(result.rerankers), log=log)
-        reranker.close()
-        result.rerankers.append(stage)
-        write_results(result)
-        log_stage(stage, prepared, log)
-    if cache is not None:
-        cache.close()
-    report = write_report([results_dict(result)], reports_dir)
-    log(f"report: {report}")
-    executor.close()
-    return result
 
 
 def _write_model_scores(scores: dict[str, dict[str, float]], path: Path) -> None:

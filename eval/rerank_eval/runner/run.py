@@ -1,0 +1,239 @@
+"""One runner for experiments and sweeps: validate, execute, write.
+
+A single experiment is a sweep of one dataset whose rerankers share one results.json; a sweep
+gives every (dataset, reranker) cell its own results.json plus ``sweep.json``. Both run through
+:func:`_execute`, in the same order and with the same guarantees:
+
+1. Validation: every reranker is built and preflighted (a missing path, a hub id neither cached
+   nor reachable, a missing API key) before any dataset loads, so a bad second reranker fails
+   in seconds, not after the first one's whole pass; so is the executor.
+2. Execution: every dataset's first stage first (a bad dataset or run file fails before any
+   scoring), then reranker by reranker (its model loads once; on Ray the pool is kept while it
+   scores the next dataset), dataset by dataset.
+3. Writing: the ``_Outputs`` of the experiment or the sweep write each finished piece at once
+   (runs, results.json, sweep.json), so a failure never loses finished work, and the report at
+   the end. Executor, score cache and models are closed in ``finally`` whatever happens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+from rerank_eval.config import ExperimentConfig, RerankerConfig, SweepConfig
+from rerank_eval.rerankers import build_reranker
+from rerank_eval.rerankers.base import Reranker, ScoringStats
+from rerank_eval.runner.results import ExperimentResult, StageResult, write_results
+from rerank_eval.runner.steps import (
+    PreparedDataset,
+    log_hardware,
+    log_stage,
+    prepare_first_stage,
+    sanity_info,
+    score_reranker,
+    write_first_stage,
+)
+from rerank_eval.runner.sweep import SweepResult, write_sweep_json, write_sweep_report
+from rerank_eval.scoring import make_executor
+from rerank_eval.scoring.cache import open_cache
+
+logger = logging.getLogger(__name__)
+
+
+def run_experiment(config: ExperimentConfig, *,
+                   out_dir: str | Path | None = None) -> ExperimentResult:
+    """Run one experiment: its dataset, first stage and every reranker at every depth.
+
+    Args:
+        config: from :func:`rerank_eval.load_config` (or ``parse_config``).
+        out_dir: where results go (runs in ``out_dir/runs``); default ``reports/<name>/`` and
+            ``runs/<name>/`` under the working directory.
+
+    Returns:
+        The first stage and every reranker's evaluations per depth, with cost measurements
+        (also written to ``results.json``).
+
+    Example:
+        >>> from rerank_eval import load_config, run_experiment
+        >>> result = run_experiment(load_config("configs/quickstart.yaml"), out_dir="/tmp/qs")
+        >>> result.rerankers[0].evaluations[10].means["ndcg@10"]  # doctest: +SKIP
+    """
+    if isinstance(config, SweepConfig):
+        raise TypeError("run_experiment: this config is a sweep (datasets:); use run_sweep")
+    out = Path(out_dir) if out_dir is not None else None
+    outputs = _ExperimentOutputs(config, out)
+    _execute([config], config, outputs)
+    assert outputs.result is not None  # set once the first stage is done
+    return outputs.result
+
+
+def run_sweep(config: SweepConfig, *, out_dir: str | Path | None = None) -> SweepResult:
+    """Run every (dataset, reranker) cell of a ``datasets:`` config.
+
+    Args:
+        config: a sweep config (``datasets:`` instead of ``dataset:``).
+        out_dir: the sweep's root (default ``reports/<name>/``).
+
+    Returns:
+        The finished cells in run order (also in ``sweep.json``).
+    """
+    if not isinstance(config, SweepConfig):
+        raise TypeError("run_sweep: this config is one experiment (dataset:); use "
+                        "run_experiment")
+    root = Path(out_dir) if out_dir is not None else Path("reports") / config.name
+    outputs = _SweepOutputs(config, root)
+    _execute(config.experiments, config.experiments[0], outputs)
+    return outputs.result
+
+
+class _Outputs:
+    """Where an execution's pieces go; ``_execute`` calls these in order."""
+
+    hardware: dict
+
+    def first_stage_done(self, prepared: PreparedDataset) -> None:
+        raise NotImplementedError
+
+    def cell(self, prepared: PreparedDataset, rr_cfg: RerankerConfig) -> tuple[Path, Path, bool]:
+        """Runs folder, reports folder, and whether the audit appends to an earlier one."""
+        raise NotImplementedError
+
+    def cell_done(self, prepared: PreparedDataset, rr_cfg: RerankerConfig,
+                  stage: StageResult) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> Path | None:
+        """Write the report; its path (None when there is nothing to report)."""
+        raise NotImplementedError
+
+
+class _ExperimentOutputs(_Outputs):
+    """One results.json with every reranker, rewritten as each one finishes."""
+
+    def __init__(self, config: ExperimentConfig, out: Path | None):
+        self.config = config
+        self.runs_dir = out / "runs" if out else Path("runs") / config.name
+        self.reports_dir = out if out else Path("reports") / config.name
+        self.result: ExperimentResult | None = None
+
+    def first_stage_done(self, prepared: PreparedDataset) -> None:
+        self.result = ExperimentResult(
+            config=self.config, dataset=prepared.dataset, first_stage=prepared.first_stage,
+            rerankers=[], runs_dir=self.runs_dir, reports_dir=self.reports_dir,
+            timings=prepared.timings, hardware=self.hardware)
+        write_first_stage(prepared, self.runs_dir, self.reports_dir)
+        write_results(self.result)
+
+    def cell(self, prepared: PreparedDataset, rr_cfg: RerankerConfig) -> tuple[Path, Path, bool]:
+        assert self.result is not None
+        return self.runs_dir, self.reports_dir, bool(self.result.rerankers)
+
+    def cell_done(self, prepared: PreparedDataset, rr_cfg: RerankerConfig,
+                  stage: StageResult) -> None:
+        assert self.result is not None
+        self.result.rerankers.append(stage)
+        write_results(self.result)
+
+    def finish(self) -> Path:
+        from rerank_eval.reports.render import write_report
+        from rerank_eval.runner.results import results_dict
+
+        assert self.result is not None
+        return write_report([results_dict(self.result)], self.reports_dir)
+
+
+class _SweepOutputs(_Outputs):
+    """A results.json per (dataset, reranker) cell, sweep.json after every cell, and the
+    merged report at the end."""
+
+    def __init__(self, config: SweepConfig, root: Path):
+        self.root = root
+        self.result = SweepResult(config=config, reports_dir=root)
+
+    def first_stage_done(self, prepared: PreparedDataset) -> None:
+        self.result.hardware = self.hardware
+        name = str(prepared.config.dataset.name)
+        write_first_stage(prepared, self.root / name / "runs", self.root / name)
+        write_sweep_json(self.result)
+
+    def cell(self, prepared: PreparedDataset, rr_cfg: RerankerConfig) -> tuple[Path, Path, bool]:
+        cell_dir = self.root / str(prepared.config.dataset.name) / rr_cfg.name
+        write_first_stage(prepared, cell_dir / "runs", cell_dir)  # each cell is self-contained
+        return cell_dir / "runs", cell_dir, False
+
+    def cell_done(self, prepared: PreparedDataset, rr_cfg: RerankerConfig,
+                  stage: StageResult) -> None:
+        cell_dir = self.root / str(prepared.config.dataset.name) / rr_cfg.name
+        cell = ExperimentResult(
+            config=dataclasses.replace(prepared.config, rerankers=[rr_cfg]),
+            dataset=prepared.dataset, first_stage=prepared.first_stage, rerankers=[stage],
+            runs_dir=cell_dir / "runs", reports_dir=cell_dir, timings=dict(prepared.timings),
+            hardware=self.hardware)
+        write_results(cell)
+        self.result.cells.append(cell)
+        write_sweep_json(self.result)
+
+    def finish(self) -> Path | None:
+        return write_sweep_report(self.result) if self.result.cells else None
+
+
+def _build_rerankers(shared: ExperimentConfig) -> list[Reranker]:
+    """Every reranker built and preflighted before any work (see the module docstring)."""
+    rerankers: list[Reranker] = []
+    try:
+        for r in shared.rerankers:
+            reranker = build_reranker(r.name, r.kind, r.params, base_dir=shared.base_dir)
+            rerankers.append(reranker)
+            reranker.preflight()
+    except BaseException:
+        _close_all(rerankers)
+        raise
+    return rerankers
+
+
+def _close_all(rerankers: list[Reranker]) -> None:
+    for reranker in rerankers:
+        reranker.close()
+
+
+def _execute(experiments: list[ExperimentConfig], shared: ExperimentConfig,
+             outputs: _Outputs) -> None:
+    """Validation, execution and writing for ``experiments`` (one per dataset), whose
+    rerankers, executor and cache are ``shared``'s."""
+    outputs.hardware = log_hardware()
+    rerankers = _build_rerankers(shared)
+    executor = cache = None
+    try:
+        executor = make_executor(shared.executor, log=logger.info)
+        prepared: list[PreparedDataset] = []
+        for exp in experiments:
+            if exp.dataset.name is not None:
+                logger.info(f"sweep: dataset {exp.dataset.name}")
+            prepared.append(prepare_first_stage(exp))
+            outputs.first_stage_done(prepared[-1])
+        cache = open_cache(shared.cache.enabled, shared.cache.path) if rerankers else None
+        if cache is not None:
+            logger.info(f"score cache: {cache.path}")
+        for rr_cfg, reranker in zip(shared.rerankers, rerankers):
+            sanity = sanity_info(reranker) if shared.sanity_check else None
+            for p in prepared:
+                if len(prepared) > 1:
+                    logger.info(f"sweep: cell {p.config.dataset.name} x {rr_cfg.name}")
+                reranker.stats = ScoringStats()  # per cell: pairs scored, from cache, ...
+                runs_dir, reports_dir, append_audit = outputs.cell(p, rr_cfg)
+                stage = score_reranker(p, rr_cfg, reranker, executor, cache, runs_dir=runs_dir,
+                                       reports_dir=reports_dir, info=sanity,
+                                       append_audit=append_audit)
+                outputs.cell_done(p, rr_cfg, stage)
+                log_stage(stage, p)
+            reranker.close()  # free its memory before the next model loads
+        report = outputs.finish()
+        if report is not None:
+            logger.info(f"report: {report}")
+    finally:
+        if cache is not None:
+            cache.close()
+        _close_all(rerankers)
+        if executor is not None:
+            executor.close()
