@@ -7,13 +7,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+CHECKS = ("ruff check", "mypy", "lint-imports", ". .venv/bin/activate")
+
+
 def test_ci_runs_the_readme_commands():
     readme = (ROOT / "README.md").read_text()
     ci_commands = [line for line in (ROOT / ".ci" / "run").read_text().splitlines()
                    if line and not line.startswith(("#", "set ", "cd ", "rm "))]
-    assert len(ci_commands) == 2
-    for command in ci_commands:
+    setup = [c for c in ci_commands if not c.startswith(CHECKS) or "&&" in c]
+    assert len(setup) == 2
+    for command in setup:
         assert f"   {command}\n" in readme, command
+    # Between them, the lint, type and layer checks, each also named in README.
+    for check in CHECKS[:3]:
+        assert any(c.startswith(check) for c in ci_commands), check
+        assert check in readme, check
 
 
 def test_example_configs_are_valid():
