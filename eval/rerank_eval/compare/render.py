@@ -1,6 +1,6 @@
-"""Render a ComparisonReport as a terminal table, Markdown, HTML or JSON: with the same
-Markdown escaping (rerank_eval.markdown) and page template and stylesheet (reports/page.py) as
-the rest of rerank-eval."""
+"""Render a ComparisonReport as a terminal table, Markdown, HTML or JSON: with the same table
+printer (reports/terminal.py), Markdown escaping (rerank_eval.markdown) and page template and
+stylesheet (reports/page.py) as the rest of rerank-eval."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from rerank_eval import markdown as md
 from rerank_eval.compare.compare import Cell, ComparisonReport, Row
 from rerank_eval.reports.cells import numeric_columns
 from rerank_eval.reports.page import render_page, table_view
+from rerank_eval.reports.terminal import text_table
 
 FORMATS = ("table", "md", "html", "json")
 _TEST_LABEL = {"t-test": "paired t-test", "wilcoxon": "Wilcoxon signed-rank",
@@ -66,12 +67,8 @@ def _row_class(row: Row) -> str:
 def _table(report: ComparisonReport) -> str:
     out = []
     for cell in report.cells:
-        rows = [_cells(r) for r in cell.rows]
-        widths = [max(len(x[i]) for x in rows + [HEADER]) for i in range(len(HEADER))]
-        out += [f"== {_title(cell)}", "  ".join(h.ljust(w) for h, w in zip(HEADER, widths)),
-                "  ".join("-" * w for w in widths)]
-        out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-        out += [f"({_caption(report, cell)})", ""]
+        out += [f"== {_title(cell)}", text_table(HEADER, [_cells(r) for r in cell.rows]),
+                f"({_caption(report, cell)})", ""]
     return "\n".join(out)
 
 
