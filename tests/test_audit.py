@@ -129,3 +129,16 @@ def test_pipeline_writes_audit_totals_that_match_the_audit_file(tmp_path, tiny_c
     summary = entry["score_summary"]
     assert summary["pairs"] == entry["pairs_scored"]
     assert summary["min"] <= summary["p5"] <= summary["p50"] <= summary["p95"] <= summary["max"]
+
+
+def test_audit_md_escapes_hostile_names_and_ids(tmp_path):
+    hostile = "<script>alert(1)</script>|x"
+    reverse = {"q1": {d: float(i) for i, d in enumerate(FIRST_STAGE["q1"])}}
+    audit_reranker(hostile, {"q1\n`q`|": FIRST_STAGE["q1"]},
+                   {"q1\n`q`|": reverse["q1"]}, {"q1\n`q`|": QRELS["q1"]}, [6], k=3,
+                   relevance_threshold=1, reports_dir=tmp_path, append=False)
+    md = (tmp_path / "audit.md").read_text()
+    assert "<script>" not in md
+    assert "| &lt;script&gt;alert(1)&lt;/script&gt;\\|x | 6 | 3 | 2 | 1 |" in md
+    assert "## &lt;script&gt;alert(1)&lt;/script&gt;\\|x @ depth 6" in md
+    assert "| q1 \\`q\\`\\| | a | 1 | 1 | 6 |" in md

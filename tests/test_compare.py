@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -157,3 +158,23 @@ def test_missing_per_query_csv_is_an_input_error(results, capsys):
     (results.parent / "per_query.csv").unlink()
     assert main(["compare", str(results)]) == 2
     assert "per_query.csv not found" in capsys.readouterr().err
+
+
+def test_hostile_system_names_are_text_in_md_and_html(tmp_path, capsys):
+    rng = np.random.default_rng(7)
+    hostile = "<script>alert(1)</script>|x `y`"
+    path = write_results(tmp_path / "exp", first_stage={"ndcg@10": _values(rng, 0)},
+                         rerankers={hostile: {10: {"ndcg@10": _values(rng, 0.1)}}})
+    args = ["compare", str(path), "--permutations", "50", "--bootstrap", "50"]
+    assert main([*args, "--format", "md"]) == 0
+    md = capsys.readouterr().out
+    assert "<script>" not in md
+    row = next(line for line in md.splitlines() if "alert" in line)
+    assert row.startswith("| &lt;script&gt;alert(1)&lt;/script&gt;\\|x \\`y\\` |")
+    header = next(line for line in md.splitlines() if line.startswith("| system"))
+    split = r"(?<!\\)\|"
+    assert len(re.split(split, row)) == len(re.split(split, header))
+    assert main([*args, "--format", "html"]) == 0
+    html = capsys.readouterr().out
+    assert "<script>" not in html
+    assert "<td>&lt;script&gt;alert(1)&lt;/script&gt;|x `y`</td>" in html

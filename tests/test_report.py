@@ -154,3 +154,52 @@ def test_latency_measured_on_a_ray_worker_is_shown_under_the_workers_hardware():
     assert table.loc[("two-setups", 10), "hw-b p50 (ms)"] == "30.0"
     assert table.loc[("two-setups", 20), "hw-b p50 (ms)"] == "—"
     assert table.loc[("here", 10), "hw-driver p50 (ms)"] == "5.0"
+
+
+HOSTILE = "<script>alert(1)</script>|x"
+
+
+def _md_rows_keep_their_cells(md: str) -> None:
+    """Every row of every pipe table has as many cells as its header (no '|' of a name split
+    a cell, no line break ended a row)."""
+    width = None
+    for line in md.splitlines():
+        if not line.startswith("|"):
+            width = None
+            continue
+        cells = len(re.split(r"(?<!\\)\|", line))
+        width = width or cells
+        assert cells == width, line
+
+
+def test_hostile_names_are_text_in_report_md_and_html(tiny_run, tmp_path):
+    out, _ = tiny_run
+    data = json.loads((out / "results.json").read_text())
+    data["name"] = HOSTILE
+    data["rerankers"][0]["name"] = HOSTILE + "\n# `heading`"
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "results.json").write_text(json.dumps(data))
+    assert main(["report", str(tmp_path / "in"), "--out", str(tmp_path / "r")]) == 0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "<script>" not in md and "&lt;script&gt;alert(1)&lt;/script&gt;\\|x" in md
+    assert "\n# `heading`" not in md and "\\|x # \\`heading\\`" in md  # one line, no code
+    _md_rows_keep_their_cells(md)
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "<script>" not in html
+    assert "<td>&lt;script&gt;alert(1)&lt;/script&gt;|x\n# `heading`</td>" in html
+    assert "<h1>rerank-eval report: &lt;script&gt;alert(1)&lt;/script&gt;|x</h1>" in html
+
+
+def test_report_and_compare_pages_share_one_stylesheet(tiny_run, tmp_path):
+    from rerank_eval.reports.page import stylesheet
+
+    out, _ = tiny_run
+    css = stylesheet()
+    assert "td.num" in css and "</" not in css
+    cmp = tmp_path / "cmp.html"
+    assert main(["compare", str(out / "results.json"), "--format", "html", "--out", str(cmp),
+                 "--permutations", "50", "--bootstrap", "50"]) == 0
+    for page in (out / "report.html", cmp):
+        text = page.read_text()
+        assert f"<style>\n{css}\n</style>" in text, page
+        assert text.count("<style>") == 1 and 'class="num"' in text

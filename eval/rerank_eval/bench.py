@@ -35,6 +35,7 @@ from rerank_eval.datasets import Dataset, load_dataset
 from rerank_eval.errors import InputError
 from rerank_eval.hardware import hardware_fingerprint
 from rerank_eval.models import cpu_has_native_bf16, resolve_dtype
+from rerank_eval.reports.terminal import text_table
 from rerank_eval.rerankers.cross_encoder import CrossEncoder
 
 SHORT = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "int8": "int8"}
@@ -328,14 +329,15 @@ def format_report(report: dict[str, Any]) -> str:
         f"{st['rounds']} interleaved rounds, medians"
         + (f"; compile took {report['compile_s']:.1f} s" if report.get("compile_s") else ""),
         "",
-        f"{'method':<22}{'pairs/s':>9}{'x peer':>8}{'x ceil':>8}{'max|d|':>10}"
-        f"{'tau mean':>9}{'tau min':>9}{'dnDCG@10':>10}",
     ]
+    rows = []
     for name, e in report["methods"].items():
         f = e["fidelity_vs_fp32"]
-        xp = f"{e['x_peer']:.2f}" if "x_peer" in e else "-"
-        xc = f"{e['x_ceiling']:.2f}" if "x_ceiling" in e else "-"
-        lines.append(f"{name:<22}{e['pairs_per_s']:>9.1f}{xp:>8}{xc:>8}{f['max_abs_diff']:>10.2e}"
-                     f"{f['kendall_tau_mean']:>9.4f}{f['kendall_tau_min']:>9.4f}"
-                     f"{f['ndcg10_diff']:>+10.4f}")
+        rows.append([name, f"{e['pairs_per_s']:.1f}",
+                     f"{e['x_peer']:.2f}" if "x_peer" in e else "-",
+                     f"{e['x_ceiling']:.2f}" if "x_ceiling" in e else "-",
+                     f"{f['max_abs_diff']:.2e}", f"{f['kendall_tau_mean']:.4f}",
+                     f"{f['kendall_tau_min']:.4f}", f"{f['ndcg10_diff']:+.4f}"])
+    lines.append(text_table(["method", "pairs/s", "x peer", "x ceil", "max|d|", "tau mean",
+                             "tau min", "dnDCG@10"], rows))
     return "\n".join(lines)

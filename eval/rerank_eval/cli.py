@@ -53,12 +53,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _configure_logging(args.quiet)
     out = Path(args.out) if args.out else None
     if isinstance(config, SweepConfig):
-        from rerank_eval.runner.sweep import sweep_frame
+        from rerank_eval.runner.sweep import sweep_table
 
         for exp in config.experiments:
             exp.cache.enabled = exp.cache.enabled and not args.no_cache
         sweep = run_sweep(config, out_dir=out)
-        print(sweep_frame(sweep).to_string(index=False))
+        print(sweep_table(sweep))
         print(f"\nsweep:  {sweep.reports_dir / 'sweep.json'}\n"
               f"report: {sweep.reports_dir / 'report.md'}")
         return 0

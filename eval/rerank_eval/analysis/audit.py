@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from rerank_eval import markdown as md
 from rerank_eval.runs import rerank_at_depth
 
 AUDIT_CSV = "audit.csv"
@@ -153,27 +154,28 @@ def read_audit(path: Path) -> list[dict[str, str]]:
 
 
 def audit_markdown(rows: Sequence[Mapping[str, str]], largest: int = 10) -> str:
-    """Totals per reranker and depth, then the largest losses (biggest rank drops) of each."""
+    """Totals per reranker and depth, then the largest losses (biggest rank drops) of each;
+    names and ids are escaped (rerank_eval.markdown)."""
     lines = ["# Audit: relevant passages the reranker moved across the output cut", ""]
     if not rows:
         return "\n".join(lines + ["No relevant passage crossed the cut (or depth <= k).", ""])
     groups: dict[tuple[str, int, int], list[Mapping[str, str]]] = {}
     for r in rows:
         groups.setdefault((r["reranker"], int(r["depth"]), int(r["k"])), []).append(r)
-    lines += ["| reranker | depth | k | dropped | rescued |", "|---|---|---|---|---|"]
+    totals = []
     for (name, depth, k), group in groups.items():
         dropped = sum(r["change"] == "dropped" for r in group)
-        lines.append(f"| {name} | {depth} | {k} | {dropped} | {len(group) - dropped} |")
+        totals.append([name, depth, k, dropped, len(group) - dropped])
+    lines.append(md.table(["reranker", "depth", "k", "dropped", "rescued"], totals))
     for (name, depth, k), group in groups.items():
         losses = sorted((r for r in group if r["change"] == "dropped"),
                         key=lambda r: (-int(r["rank_change"]), r["query_id"], r["doc_id"]))
         if not losses:
             continue
-        lines += ["", f"## {name} @ depth {depth}: largest losses below the top {k}", "",
-                  "| query | doc | grade | first-stage rank | reranked rank | score |",
-                  "|---|---|---|---|---|---|"]
-        for r in losses[:largest]:
-            lines.append(f"| {r['query_id']} | {r['doc_id']} | {r['grade']} | "
-                         f"{r['first_stage_rank']} | {r['reranked_rank']} | "
-                         f"{float(r['score']):.4f} |")
+        lines += ["", f"## {md.escape(name)} @ depth {depth}: largest losses below the top {k}",
+                  "", md.table(["query", "doc", "grade", "first-stage rank", "reranked rank",
+                                "score"],
+                               [[r["query_id"], r["doc_id"], r["grade"], r["first_stage_rank"],
+                                 r["reranked_rank"], f"{float(r['score']):.4f}"]
+                                for r in losses[:largest]])]
     return "\n".join(lines) + "\n"

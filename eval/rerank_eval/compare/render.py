@@ -1,11 +1,16 @@
-"""Render a ComparisonReport as a terminal table, Markdown, HTML or JSON."""
+"""Render a ComparisonReport as a terminal table, Markdown, HTML or JSON: with the same table
+printer (reports/terminal.py), Markdown escaping (rerank_eval.markdown) and page template and
+stylesheet (reports/page.py) as the rest of rerank-eval."""
 
 from __future__ import annotations
 
-import html
 import json
 
+from rerank_eval import markdown as md
 from rerank_eval.compare.compare import Cell, ComparisonReport, Row
+from rerank_eval.reports.cells import numeric_columns
+from rerank_eval.reports.page import render_page, table_view
+from rerank_eval.reports.terminal import text_table
 
 FORMATS = ("table", "md", "html", "json")
 _TEST_LABEL = {"t-test": "paired t-test", "wilcoxon": "Wilcoxon signed-rank",
@@ -55,41 +60,34 @@ def render(report: ComparisonReport, fmt: str) -> str:
     return _table(report)
 
 
+def _row_class(row: Row) -> str:
+    return "baseline" if row.baseline else ("significant" if row.significant else "")
+
+
 def _table(report: ComparisonReport) -> str:
     out = []
     for cell in report.cells:
-        rows = [_cells(r) for r in cell.rows]
-        widths = [max(len(x[i]) for x in rows + [HEADER]) for i in range(len(HEADER))]
-        out += [f"== {_title(cell)}", "  ".join(h.ljust(w) for h, w in zip(HEADER, widths)),
-                "  ".join("-" * w for w in widths)]
-        out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-        out += [f"({_caption(report, cell)})", ""]
+        out += [f"== {_title(cell)}", text_table(HEADER, [_cells(r) for r in cell.rows]),
+                f"({_caption(report, cell)})", ""]
     return "\n".join(out)
 
 
 def _markdown(report: ComparisonReport) -> str:
-    out = [f"# Comparison against {report.settings.baseline}", ""]
+    out = [f"# Comparison against {md.escape(report.settings.baseline)}", ""]
     for cell in report.cells:
-        out += [f"## {_title(cell)}", "", "| " + " | ".join(HEADER) + " |",
-                "|" + "---|" * len(HEADER)]
-        for r in cell.rows:
-            out.append("| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |")
-        out += ["", f"_{_caption(report, cell)}_", ""]
+        rows = [_cells(r) for r in cell.rows]
+        out += [f"## {md.escape(_title(cell))}", "",
+                md.table(HEADER, rows, numeric_columns(HEADER, rows)), "",
+                f"_{md.escape(_caption(report, cell))}_", ""]
     return "\n".join(out)
 
 
 def _html(report: ComparisonReport) -> str:
-    e = html.escape
-    out = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">",
-           f"<title>Comparison against {e(report.settings.baseline)}</title>",
-           "<style>table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-           "padding:2px 8px;text-align:right}td:first-child{text-align:left}</style>",
-           "</head><body>", f"<h1>Comparison against {e(report.settings.baseline)}</h1>"]
-    for cell in report.cells:
-        out += [f"<h2>{e(_title(cell))}</h2>", "<table>",
-                "<tr>" + "".join(f"<th>{e(h)}</th>" for h in HEADER) + "</tr>"]
-        for r in cell.rows:
-            out.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in _cells(r)) + "</tr>")
-        out += ["</table>", f"<p><small>{e(_caption(report, cell))}</small></p>"]
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
+    """The report's page template and stylesheet (reports/page.py), so both look alike."""
+    sections = [{"title": _title(cell),
+                 "table": table_view(HEADER, [_cells(r) for r in cell.rows],
+                                     caption=_caption(report, cell),
+                                     row_classes=[_row_class(r) for r in cell.rows])}
+                for cell in report.cells]
+    return render_page("compare.html.j2", f"Comparison against {report.settings.baseline}",
+                       sections=sections)

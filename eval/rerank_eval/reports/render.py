@@ -1,10 +1,11 @@
 """report.md and a self-contained report.html (plots embedded as base64 PNG) from one or more
-results.json dicts. Both are rendered from the same list of blocks, so they say the same."""
+results.json dicts. Both are rendered from the same list of blocks, so they say the same: the
+HTML through the jinja2 templates and stylesheet of reports/page.py, the Markdown with every
+text escaped by rerank_eval.markdown."""
 
 from __future__ import annotations
 
 import base64
-import html
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,25 +13,14 @@ from typing import Any
 import pandas as pd
 
 from rerank_eval import __version__
+from rerank_eval import markdown as md
 from rerank_eval.reports import tables
+from rerank_eval.reports.cells import frame_rows, numeric_columns
+from rerank_eval.reports.page import render_page, table_view
 from rerank_eval.reports.plots import draw_all
 from rerank_eval.reports.tables import Results, hw_id
 
 Block = tuple[str, Any]  # ("h1"|"h2"|"p"|"ul"|"table"|"img", payload)
-
-CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1150px;margin:2em auto;
-padding:0 1em;color:#1d1d1f;line-height:1.45}
-h1{font-size:1.6em;border-bottom:2px solid #ddd;padding-bottom:.3em}
-h2{font-size:1.25em;margin-top:1.8em;border-bottom:1px solid #eee;padding-bottom:.2em}
-table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.86em}
-th,td{border:1px solid #d0d0d0;padding:3px 8px;text-align:right;white-space:nowrap}
-th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
-.caption{font-size:.85em;color:#555;margin:.2em 0 1.4em}
-figure{margin:1em 0}img{max-width:100%;border:1px solid #eee}
-figcaption{font-size:.85em;color:#555}.scroll{overflow-x:auto}
-"""
-
 
 def _title(results: Sequence[Results]) -> str:
     names = list(dict.fromkeys(r.get("name", "?") for r in results))
@@ -120,58 +110,47 @@ def build_blocks(results: Sequence[Results], plots: dict[str, Path],
     return [x for x in b if x is not None]
 
 
-def _md_cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
 def to_markdown(blocks: Sequence[Block]) -> str:
+    """report.md: every name and text escaped (rerank_eval.markdown), so none becomes HTML, a
+    link or a new table row."""
     out: list[str] = []
     for kind, payload in blocks:
         if kind == "h1":
-            out.append(f"# {payload}\n")
+            out.append(f"# {md.escape(payload)}\n")
         elif kind == "h2":
-            out.append(f"## {payload}\n")
+            out.append(f"## {md.escape(payload)}\n")
         elif kind == "p":
-            out.append(f"{payload}\n")
+            out.append(f"{md.escape(payload)}\n")
         elif kind == "ul":
-            out.append("\n".join(f"- {_md_cell(x)}" for x in payload) + "\n")
+            out.append("\n".join(f"- {md.escape(x)}" for x in payload) + "\n")
         elif kind == "table":
             df, caption = payload
-            cols = [str(c) for c in df.columns]
-            lines = ["| " + " | ".join(_md_cell(c) for c in cols) + " |",
-                     "|" + "|".join("---" for _ in cols) + "|"]
-            lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |"
-                      for row in df.itertuples(index=False)]
-            out.append("\n".join(lines) + f"\n\n*{caption}*\n")
+            header, rows = frame_rows(df)
+            out.append(md.table(header, rows, numeric_columns(header, rows))
+                       + f"\n\n*{md.escape(caption)}*\n")
         elif kind == "img":
             path, caption = payload
-            out.append(f"![{caption}]({Path(path).name})\n")
+            out.append(f"![{md.escape(caption)}]({Path(path).name})\n")
     return "\n".join(out)
 
 
 def to_html(blocks: Sequence[Block], title: str) -> str:
-    """One file, no external resources: images are data URIs."""
-    body: list[str] = []
-    esc = html.escape
+    """One file, no external resources: the stylesheet is inlined, images are data URIs; the
+    template (templates/report.html.j2) escapes every text."""
+    views: list[dict[str, Any]] = []
     for kind, payload in blocks:
-        if kind in {"h1", "h2"}:
-            body.append(f"<{kind}>{esc(str(payload))}</{kind}>")
-        elif kind == "p":
-            body.append(f"<p>{esc(str(payload))}</p>")
+        if kind in {"h1", "h2", "p"}:
+            views.append({"kind": kind, "text": str(payload)})
         elif kind == "ul":
-            body.append("<ul>" + "".join(f"<li>{esc(str(x))}</li>" for x in payload) + "</ul>")
+            views.append({"kind": kind, "items": [str(x) for x in payload]})
         elif kind == "table":
             df, caption = payload
-            body.append('<div class="scroll">' + df.to_html(index=False, border=0, escape=True)
-                        + f'</div><p class="caption">{esc(caption)}</p>')
+            views.append({"kind": kind, "table": table_view(*frame_rows(df), caption=caption)})
         elif kind == "img":
             path, caption = payload
             data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-            body.append(f'<figure><img alt="{esc(caption)}" src="data:image/png;base64,{data}">'
-                        f"<figcaption>{esc(caption)}</figcaption></figure>")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{esc(title)}</title><style>{CSS}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+            views.append({"kind": kind, "caption": caption, "png_base64": data})
+    return render_page("report.html.j2", title, blocks=views)
 
 
 def write_report(results: Sequence[Results], out_dir: str | Path,

@@ -17,6 +17,7 @@ from rerank_eval.datasets import DOC_TEXT_RULE
 from rerank_eval.hardware import ID_RULE
 from rerank_eval.metrics.evaluate import CONVENTIONS
 from rerank_eval.reports.results import SCHEMA_VERSION
+from rerank_eval.reports.terminal import text_table
 from rerank_eval.runs import SAVED_SCORE_RULE, TIE_RULE
 from rerank_eval.scoring.latency import FIRST_STAGE_RULE, LATENCY_RULE, THROUGHPUT_RULE
 
@@ -158,9 +159,4 @@ def summary_table(result: ExperimentResult) -> str:
     for stage in result.rerankers:
         for depth, ev in stage.evaluations.items():
             rows.append([stage.name, str(depth)] + [f"{ev.means[m]:.4f}" for m in metric_names])
-    header = ["system", "depth"] + metric_names
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
-    return "\n".join(lines)
+    return text_table(["system", "depth"] + metric_names, rows)

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from rerank_eval.config import SweepConfig
+from rerank_eval.reports.terminal import frame_table
 from rerank_eval.runner.results import ExperimentResult
 
 SWEEP_SCHEMA_VERSION = 1
@@ -79,6 +80,11 @@ def sweep_frame(result: SweepResult) -> pd.DataFrame:
                      "pairs scored": s["pairs_scored"], "from cache": s["pairs_from_cache"],
                      "scoring s": f"{s['scoring_s']:.1f}"})
     return pd.DataFrame(rows)
+
+
+def sweep_table(result: SweepResult) -> str:
+    """The dataset x reranker table the CLI prints (``sweep_frame`` as terminal text)."""
+    return frame_table(sweep_frame(result))
 
 
 def write_sweep_report(result: SweepResult) -> Path:
