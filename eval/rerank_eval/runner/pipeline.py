@@ -15,6 +15,7 @@ from typing import Any
 from rerank_eval.analysis.audit import audit_reranker
 from rerank_eval.config import ExperimentConfig, RerankerConfig
 from rerank_eval.datasets import Dataset, load_dataset
+from rerank_eval.files import atomic_open
 from rerank_eval.first_stage import FIRST_STAGES
 from rerank_eval.hardware import hardware_fingerprint
 from rerank_eval.metrics import Evaluation, evaluate_ranking
@@ -22,6 +23,7 @@ from rerank_eval.metrics.recall_curve import recall_curve
 from rerank_eval.rerankers import build_reranker
 from rerank_eval.rerankers.base import Reranker
 from rerank_eval.rerankers.sanity import run_sanity_probes
+from rerank_eval.results import FirstStage, RerankerEntry, Sanity
 from rerank_eval.runner.cost import benchmark_reranker
 from rerank_eval.runner.results import ExperimentResult, StageResult
 from rerank_eval.runs import Run, write_trec_run
@@ -79,12 +81,13 @@ def prepare_first_stage(config: ExperimentConfig, *, log: Log = print) -> Prepar
                          config.relevance_threshold, extra=config.depths)
     fs_result = StageResult(name=first_stage.name, kind=fs_cfg.kind, model=None,
                             evaluations={None: fs_eval},
-                            info={"depth": fs_cfg.depth,
-                                  "latency_ms": measure_first_stage_latency(
-                                      first_stage.query_searcher(dataset, fs_cfg.depth),
-                                      dataset, config.latency),
-                                  "params": first_stage.describe(),
-                                  "recall_curve": {str(k): v for k, v in curve.items()}})
+                            info=FirstStage(
+                                name=first_stage.name, depth=fs_cfg.depth,
+                                latency_ms=measure_first_stage_latency(
+                                    first_stage.query_searcher(dataset, fs_cfg.depth),
+                                    dataset, config.latency),
+                                params=first_stage.describe(),
+                                recall_curve={str(k): v for k, v in curve.items()}))
     first_stage.close()
     log(f"first stage {first_stage.name}: " + _fmt(fs_eval.means))
     log("first-stage recall curve (the reranking ceiling): "
@@ -106,35 +109,31 @@ def write_first_stage(prepared: PreparedDataset, runs_dir: Path, reports_dir: Pa
                             f"{prepared.dataset.id})")
 
 
-def sanity_info(reranker: Reranker, log: Log = print) -> dict[str, Any]:
+def sanity_info(reranker: Reranker, log: Log = print) -> Sanity:
     """The obvious-pair probes (a property of the model, not of the dataset)."""
     sanity = run_sanity_probes(reranker)
     if sanity.failed:
         log(f"WARNING: {reranker.name} ranks the irrelevant passage first on "
             f"{sanity.inverted}/{sanity.probes} obvious sanity probes: check label "
             "index, pair order and score sign (or the model is untrained)")
-    return {"sanity": sanity.as_dict()}
+    return Sanity(**sanity.as_dict())
 
 
 def score_reranker(prepared: PreparedDataset, rr_cfg: RerankerConfig, reranker: Reranker,
                    executor: Executor, cache: ScoreCache | None, *, runs_dir: Path,
-                   reports_dir: Path, info: dict[str, Any] | None = None,
+                   reports_dir: Path, sanity: Sanity | None = None,
                    append_audit: bool = False, log: Log = print) -> StageResult:
     """Score the shortlist with one reranker, evaluate it at every depth, write its runs and
-    scores, and measure its cost. ``info`` seeds the stage's info (e.g. sanity probes)."""
+    scores, and measure its cost (``sanity``: its probes, when they ran)."""
     config, dataset, fs_run = prepared.config, prepared.dataset, prepared.run
-    info = dict(info or {})
-    info["description"] = reranker.describe()  # loads the model before the clock starts
+    description = reranker.describe()  # loads the model before the clock starts
     t0 = time.perf_counter()
     model_scores = executor.score(reranker, dataset, prepared.shortlist, cache=cache)
     elapsed = time.perf_counter() - t0
-    info["scoring_s"] = elapsed
-    info["first_stage_recall_at_depth"] = {str(d): prepared.curve[d] for d in config.depths}
-    info["executor"] = executor.run_info
-    info.update(audit_reranker(rr_cfg.name, fs_run.ranking, model_scores, dataset.qrels,
-                               config.depths, k=config.audit.k,
-                               relevance_threshold=config.relevance_threshold,
-                               reports_dir=reports_dir, append=append_audit))
+    audit = audit_reranker(rr_cfg.name, fs_run.ranking, model_scores, dataset.qrels,
+                           config.depths, k=config.audit.k,
+                           relevance_threshold=config.relevance_threshold,
+                           reports_dir=reports_dir, append=append_audit)
     evaluations: dict[int | None, Evaluation] = {}
     for depth in config.depths:
         run = fs_run.rerank_at_depth(model_scores, depth, f"{rr_cfg.name}@{depth}")
@@ -142,16 +141,20 @@ def score_reranker(prepared: PreparedDataset, rr_cfg: RerankerConfig, reranker: 
         evaluations[depth] = evaluate_ranking(run.ranking, dataset.qrels, config.metrics,
                                               config.relevance_threshold)
     _write_model_scores(model_scores, runs_dir / f"{rr_cfg.name}.scores.tsv")
-    info.update(benchmark_reranker(
+    cost = benchmark_reranker(
         reranker, dataset, config, first_stage=fs_run, shortlist=prepared.shortlist,
         model_scores=model_scores, evaluations=evaluations, scoring_s=elapsed,
-        description=info["description"], log=log, measure_latency=executor.measure_latency))
+        description=description, log=log, measure_latency=executor.measure_latency)
+    stats = reranker.stats
+    entry = RerankerEntry(
+        name=rr_cfg.name, kind=rr_cfg.kind, model=reranker.model_id,
+        pairs_scored=stats.pairs_scored, pairs_from_cache=stats.pairs_from_cache,
+        pairs_truncated=stats.pairs_truncated, sanity=sanity, description=description,
+        scoring_s=elapsed, executor=executor.run_info,
+        first_stage_recall_at_depth={str(d): prepared.curve[d] for d in config.depths},
+        **audit, **cost, **stats.extra)  # stats.extra: e.g. hosted usage, cost, latency
     return StageResult(name=rr_cfg.name, kind=rr_cfg.kind, model=reranker.model_id,
-                       evaluations=evaluations,
-                       info={**info, "pairs_scored": reranker.stats.pairs_scored,
-                             "pairs_from_cache": reranker.stats.pairs_from_cache,
-                             "pairs_truncated": reranker.stats.pairs_truncated,
-                             **reranker.stats.extra})  # e.g. hosted usage, cost, latency
+                       evaluations=evaluations, info=entry)
 
 
 def log_stage(stage: StageResult, prepared: PreparedDataset, log: Log = print) -> None:
@@ -172,7 +175,7 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
                    log: Log = print) -> ExperimentResult:
     """Run the whole experiment described by ``config``."""
     from rerank_eval.reports.render import write_report
-    from rerank_eval.runner.results import results_dict, write_results
+    from rerank_eval.runner.results import results_model, write_results
 
     runs_dir = (out_dir / "runs") if out_dir else Path("runs") / config.name
     reports_dir = out_dir if out_dir else Path("reports") / config.name
@@ -200,7 +203,7 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
     for rr_cfg, reranker in zip(config.rerankers, rerankers):
         stage = score_reranker(prepared, rr_cfg, reranker, executor, cache, runs_dir=runs_dir,
                                reports_dir=reports_dir,
-                               info=sanity_info(reranker, log) if config.sanity_check else None,
+                               sanity=sanity_info(reranker, log) if config.sanity_check else None,
                                append_audit=bool(result.rerankers), log=log)
         reranker.close()
         result.rerankers.append(stage)
@@ -208,7 +211,7 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
         log_stage(stage, prepared, log)
     if cache is not None:
         cache.close()
-    report = write_report([results_dict(result)], reports_dir)
+    report = write_report([results_model(result)], reports_dir)
     log(f"report: {report}")
     executor.close()
     return result
@@ -216,8 +219,7 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
 
 def _write_model_scores(scores: dict[str, dict[str, float]], path: Path) -> None:
     """Raw model scores (query id, doc id, score), the input to every depth's ranking."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         f.write("query_id\tdoc_id\tscore\n")
         for q in sorted(scores):
             for d, s in scores[q].items():
