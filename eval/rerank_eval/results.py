@@ -407,7 +407,7 @@ class RerankerEntry(_Model):
 class Results(_Model):
     """One results.json."""
 
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[2] = 2  # SCHEMA_VERSION
     # "partial": the run stopped (or is still running) before every reranker finished;
     # ``missing`` names those without results.
     status: Literal["complete", "partial"] = "complete"

@@ -39,6 +39,11 @@ class _Styles:
         return " · ".join(parts)
 
 
+def _value(value: float | None) -> float:
+    """A value to plot: a gap (NaN) where there is none."""
+    return math.nan if value is None else value
+
+
 def _save(fig: Figure, path: Path) -> Path:
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=110, bbox_inches="tight")
@@ -79,7 +84,7 @@ def quality_vs_depth(results: Sequence[Results], path: Path) -> Path | None:
                     continue  # quality does not depend on hardware: draw it once
                 seen.add(key)
                 depths = rr.depths()
-                values = [rr.metrics[str(d)].get(metric) for d in depths]
+                values = [_value(rr.metrics[str(d)].get(metric)) for d in depths]
                 all_depths += depths
                 ax.plot(depths, values, marker="o", color=st.color[rr.name],
                         label=st.label(r, rr.name, with_hw=False))
@@ -113,9 +118,9 @@ def latency_vs_depth(results: Sequence[Results], path: Path) -> Path | None:
             drawn = True
             depths_all += depths
             color, marker = st.color[rr.name], st.marker[hw_id(r)]
-            ax.plot(depths, [lat[str(d)].p50 for d in depths], marker=marker, color=color,
-                    label=st.label(r, rr.name) + " p50")
-            ax.plot(depths, [lat[str(d)].p95 for d in depths], marker=marker, color=color,
+            ax.plot(depths, [_value(lat[str(d)].p50) for d in depths], marker=marker,
+                    color=color, label=st.label(r, rr.name) + " p50")
+            ax.plot(depths, [_value(lat[str(d)].p95) for d in depths], marker=marker, color=color,
                     ls="--", alpha=0.7, label=st.label(r, rr.name) + " p95")
         fs_lat = r.first_stage.latency_ms
         if fs_lat is not None and fs_lat.p50 is not None:
@@ -153,7 +158,7 @@ def quality_vs_latency(results: Sequence[Results], path: Path) -> Path | None:
     for r in results:
         for rr in r.rerankers:
             lat = rr.latency_ms
-            pts = [(lat[d].p50, rr.metrics[d][metric]) for d in sorted(lat, key=int)
+            pts = [(_value(lat[d].p50), rr.metrics[d][metric]) for d in sorted(lat, key=int)
                    if lat[d].p50 is not None and metric in rr.metrics.get(d, {})]
             if not pts:
                 continue
@@ -193,16 +198,15 @@ def score_distributions(results: Sequence[Results], path: Path) -> Path | None:
             key = (experiment(r), rr.name)
             if dist is not None and dist.count and dist.histogram and key not in seen:
                 seen.add(key)
-                panels.append((r, rr.name, dist))
+                panels.append((r, rr.name, dist.histogram, dist.relevant_rule))
     if not panels:
         return None
     st = _Styles(results)
     cols = min(2, len(panels))
     rows = math.ceil(len(panels) / cols)
     fig = Figure(figsize=(5.2 * cols, 3.4 * rows))
-    for i, (r, name, dist) in enumerate(panels):
+    for i, (r, name, h, _rule) in enumerate(panels):
         ax = fig.add_subplot(rows, cols, i + 1)
-        h = dist.histogram
         edges = np.asarray(h.edges)
         for cls, color in (("other", "grey"), ("relevant", st.color[name])):
             counts = np.asarray(getattr(h, cls), dtype=float)
@@ -215,7 +219,7 @@ def score_distributions(results: Sequence[Results], path: Path) -> Path | None:
         ax.set_ylabel("share of pairs in class")
         ax.set_title(st.label(r, name, with_hw=False), fontsize=10)
         ax.legend(fontsize=7)
-    fig.suptitle(f"Score distributions over the shortlist ({panels[0][2].relevant_rule})",
+    fig.suptitle(f"Score distributions over the shortlist ({panels[0][3]})",
                  fontsize=11)
     fig.tight_layout()
     return _save(fig, path)

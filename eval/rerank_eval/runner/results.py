@@ -16,7 +16,16 @@ from rerank_eval.datasets import DOC_TEXT_RULE
 from rerank_eval.files import atomic_write_text
 from rerank_eval.hardware import ID_RULE
 from rerank_eval.metrics.evaluate import CONVENTIONS
-from rerank_eval.results import FirstStage, RerankerEntry, Results, results_json
+from rerank_eval.results import (
+    Conventions,
+    DatasetSummary,
+    FirstStage,
+    Hardware,
+    RerankerEntry,
+    Results,
+    RunConfig,
+    results_json,
+)
 from rerank_eval.runs import SAVED_SCORE_RULE, TIE_RULE
 from rerank_eval.scoring.latency import FIRST_STAGE_RULE, LATENCY_RULE, THROUGHPUT_RULE
 
@@ -108,12 +117,13 @@ def results_model(result: ExperimentResult) -> Results:
         missing=missing,
         rerank_eval_version=__version__,
         name=result.config.name,
-        hardware=result.hardware or None,
-        config=result.config.resolved(),
-        dataset={**result.dataset.summary(), "notes": result.dataset.notes},
+        hardware=Hardware.model_validate(result.hardware) if result.hardware else None,
+        config=RunConfig.model_validate(result.config.resolved()),
+        dataset=DatasetSummary.model_validate({**result.dataset.summary(),
+                                               "notes": result.dataset.notes}),
         first_stage=first_stage_entry(result.first_stage),
         rerankers=[reranker_entry(stage) for stage in result.rerankers],
-        conventions=conventions(result),
+        conventions=Conventions.model_validate(conventions(result)),
         timings_s=result.timings,
         runs_dir=str(result.runs_dir),
     )
