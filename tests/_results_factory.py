@@ -1,13 +1,21 @@
-"""Write small, hand-made results.json + per_query.csv pairs (the shape the pipeline writes)
-so compare and gate tests control every per-query value."""
+"""Write small, hand-made results.json + per_query.csv pairs (the results model the pipeline
+writes, ``rerank_eval.results``) so compare and gate tests control every per-query value."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from rerank_eval.results import (
+    DatasetSummary,
+    FirstStage,
+    Hardware,
+    LatencyStats,
+    RerankerEntry,
+    Results,
+    results_json,
+)
 
 
 def write_results(
@@ -35,20 +43,18 @@ def write_results(
             metrics[str(depth)] = {m: sum(v.values()) / len(v) for m, v in per_metric.items()}
             for metric, values in per_metric.items():
                 rows += [(rname, "reranker", depth, q, metric, v) for q, v in values.items()]
-        entry: dict[str, Any] = {"name": rname, "kind": "cross-encoder", "model": rname,
-                                 "metrics": metrics}
-        if latency_ms and rname in latency_ms:
-            entry["latency_ms"] = {str(d): v for d, v in latency_ms[rname].items()}
-        entries.append(entry)
-    results: dict[str, Any] = {
-        "schema_version": 1, "name": name, "dataset": {"id": dataset_id},
-        "first_stage": {"name": fs_name, "depth": fs_depth,
-                        "metrics": {m: sum(v.values()) / len(v) for m, v in first_stage.items()}},
-        "rerankers": entries,
-    }
-    if hardware is not None:
-        results["hardware"] = hardware
-    (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+        latency = (latency_ms or {}).get(rname, {})
+        entries.append(RerankerEntry(
+            name=rname, kind="cross-encoder", model=rname, metrics=metrics,
+            latency_ms={str(d): LatencyStats(**v) for d, v in latency.items()}))
+    results = Results(
+        name=name, dataset=DatasetSummary(id=dataset_id),
+        hardware=None if hardware is None else Hardware(**hardware),
+        first_stage=FirstStage(
+            name=fs_name, depth=fs_depth,
+            metrics={m: sum(v.values()) / len(v) for m, v in first_stage.items()}),
+        rerankers=entries)
+    (out / "results.json").write_text(results_json(results), encoding="utf-8")
     frame = pd.DataFrame(rows, columns=["system", "stage", "depth", "query_id", "metric", "value"])
     frame.to_csv(out / "per_query.csv", index=False)
     return out / "results.json"

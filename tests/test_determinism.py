@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from rerank_eval.cli import main
-from rerank_eval.reports.results import strip_measurements
+from rerank_eval.results import strip_measurements
 from synthetic import write_beir, write_config
 
 

@@ -11,7 +11,7 @@ from _results_factory import write_results
 from rerank_eval.cli import main
 
 QIDS = [f"q{i:02d}" for i in range(40)]
-HW = {"id": "cpu-x86-2c", "device": "cpu"}
+HW = {"id": "cpu-x86-2c", "cores": 2}
 
 
 def _side(tmp_path, name, shift, noise=0.003, **kw):

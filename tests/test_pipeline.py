@@ -37,7 +37,8 @@ def quickstart(tmp_path_factory):
 def test_quickstart_writes_the_results_contract(quickstart):
     out, _ = quickstart
     results = json.loads((out / "results.json").read_text())
-    assert results["schema_version"] == 1 and results["name"] == "quickstart"
+    assert results["schema_version"] == 2 and results["name"] == "quickstart"
+    assert results["status"] == "complete" and results["missing"] == []
     assert set(results["dataset"]) >= {"id", "queries", "documents", "qrels"}
     assert set(results["first_stage"]) >= {"name", "depth", "metrics"}
     depths = results["config"]["depths"]
@@ -77,7 +78,7 @@ def test_quickstart_bi_encoder_beats_bm25_where_a_neural_reranker_matters(quicks
 def test_untrained_cross_encoder_head_is_reported(quickstart):
     _, result = quickstart
     ce = next(s for s in result.rerankers if s.name == "minilm-ce-untrained")
-    assert ce.info["description"]["head_untrained"] is True
+    assert ce.info.description["head_untrained"] is True
 
 
 def test_first_stage_only_config_evaluates_bm25(tmp_path, scifact_dir):
@@ -101,7 +102,7 @@ def test_cross_encoder_reranking_on_real_data_matches_trec_eval(tmp_path, scifac
         "depths: [5, 10]\nmetrics: [ndcg@10, recall@10]\nlatency: {queries: 0}\n")
     result = run_experiment(load_config(config), out_dir=tmp_path / "out")
     stage = result.rerankers[0]
-    assert stage.info["pairs_scored"] == sum(len(d) for d in
+    assert stage.info.pairs_scored == sum(len(d) for d in
                                              read_trec_run(tmp_path / "out" / "runs" /
                                                            "first_stage.trec").ranking.values())
     run = read_trec_run(tmp_path / "out" / "runs" / "ce.depth10.trec")

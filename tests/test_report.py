@@ -140,14 +140,17 @@ def test_report_renders_in_headless_chromium(tiny_run, tmp_path):
 def test_latency_measured_on_a_ray_worker_is_shown_under_the_workers_hardware():
     """The driver's hardware describes the run; latency belongs to where it was measured."""
     from rerank_eval.reports.tables import latency_side_by_side
+    from rerank_eval.results import Results
 
     lat = {"10": {"p50": 12.0}, "20": {"p50": 20.0}}
-    results = {"name": "exp", "hardware": {"id": "hw-driver"}, "rerankers": [
+    results = Results.model_validate({
+        "name": "exp", "hardware": {"id": "hw-driver"},
+        "first_stage": {"name": "bm25", "depth": 20}, "rerankers": [
         {"name": "on-worker", "latency_ms": lat, "latency_hardware": {"id": "hw-gpu-node"}},
         {"name": "two-setups", "latency_ms": lat, "latency_hardware": {"id": "hw-a"},
          "latency_ms_by_hardware": {"hw-a": lat, "hw-b": {"10": {"p50": 30.0}}}},
         {"name": "here", "latency_ms": {"10": {"p50": 5.0}}},
-    ]}
+    ]})
     table = latency_side_by_side([results]).set_index(["system", "rerank depth"])
     assert table.loc[("on-worker", 10), "hw-gpu-node p50 (ms)"] == "12.0"
     assert table.loc[("on-worker", 10), "hw-driver p50 (ms)"] == "—"

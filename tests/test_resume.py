@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from rerank_eval.reports.results import strip_measurements
+from rerank_eval.results import strip_measurements
 from synthetic import write_beir, write_config
 
 EVAL_DIR = Path(__file__).resolve().parents[1] / "eval"

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rerank_eval.errors import InputError
+from rerank_eval.files import atomic_open
 
 TIE_RULE = "score descending, ties by doc id descending (trec_eval order)"
 SAVED_SCORE_RULE = "saved runs use strictly decreasing rank-derived scores (n - rank + 1)"
@@ -78,16 +79,13 @@ class Run:
 def write_trec_run(run: Run, path: str | Path, tag: str | None = None) -> Path:
     """Write ``run`` as a six-column TREC run with strictly decreasing rank-derived scores."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tag = (tag or run.name).replace(" ", "_")
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         for qid in sorted(run.ranking):
             docs = run.ranking[qid]
             n = len(docs)
             for rank, doc_id in enumerate(docs, start=1):
                 f.write(f"{qid} Q0 {doc_id} {rank} {n - rank + 1} {tag}\n")
-    tmp.replace(path)
     return path
 
 

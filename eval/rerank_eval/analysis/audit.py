@@ -12,7 +12,6 @@ value, or whose range shifts between checkpoints, shows up here before it shows 
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from rerank_eval import markdown as md
+from rerank_eval.files import atomic_open, atomic_write_text
 from rerank_eval.runs import rerank_at_depth
 
 AUDIT_CSV = "audit.csv"
@@ -130,22 +130,16 @@ def audit_reranker(
 def write_audit(events: Sequence[AuditEvent], reports_dir: Path, *, append: bool) -> None:
     """audit.csv (every event; ``append`` keeps the earlier rerankers' rows of this run) and
     audit.md (the largest losses), both rewritten atomically."""
-    reports_dir.mkdir(parents=True, exist_ok=True)
     path = reports_dir / AUDIT_CSV
     rows = read_audit(path) if append and path.is_file() else []
     names = {e.reranker for e in events}
     rows = [r for r in rows if r["reranker"] not in names]
     rows += [{c: str(v) for c, v in asdict(e).items()} for e in events]
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    with atomic_open(path, newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    tmp.replace(path)
-    md = reports_dir / AUDIT_MD
-    tmp = md.with_name(md.name + f".tmp{os.getpid()}")
-    tmp.write_text(audit_markdown(rows), encoding="utf-8")
-    tmp.replace(md)
+    atomic_write_text(reports_dir / AUDIT_MD, audit_markdown(rows))
 
 
 def read_audit(path: Path) -> list[dict[str, str]]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from rerank_eval.compare import stats
 from rerank_eval.errors import InputError
+from rerank_eval.files import atomic_write_text
 
 RULE_OPTIONS = ("metric", "max_drop", "alpha", "depth", "reranker", "max_p95_ratio")
 
@@ -92,8 +92,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                              bootstrap=args.bootstrap, seed=args.seed)
     text = render(report, args.format)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text, encoding="utf-8")
+        atomic_write_text(args.out, text)
         print(f"comparison: {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)

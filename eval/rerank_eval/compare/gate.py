@@ -22,6 +22,7 @@ import numpy as np
 from rerank_eval.compare import stats
 from rerank_eval.compare.systems import System, load_results
 from rerank_eval.errors import InputError
+from rerank_eval.results import RerankerEntry, Results
 from rerank_eval.yaml_file import read_yaml
 
 PASS, FAIL, NOT_APPLICABLE = "pass", "fail", "not applicable"
@@ -59,10 +60,10 @@ class Verdict:
 
 @dataclass
 class Side:
-    """One results.json: its raw content and its systems by name."""
+    """One results.json: its content and its systems by name."""
 
     path: Path
-    results: dict[str, Any]
+    results: Results
     systems: dict[str, System]
 
     @classmethod
@@ -74,10 +75,10 @@ class Side:
         return cls(path, results, {s.name: s for s in systems})
 
     def reranker_names(self) -> list[str]:
-        return [r.get("name") for r in self.results.get("rerankers", [])]
+        return self.results.reranker_names()
 
-    def reranker_entry(self, name: str) -> dict[str, Any]:
-        return next(r for r in self.results["rerankers"] if r.get("name") == name)
+    def reranker_entry(self, name: str) -> RerankerEntry:
+        return self.results.reranker(name)
 
 
 def _pick_rerankers(base: Side, cand: Side, name: str | None) -> tuple[str, str]:
@@ -164,19 +165,20 @@ def check_latency(rule: LatencyRule, base: Side, cand: Side) -> Verdict:
     b_name, c_name = _pick_rerankers(base, cand, rule.reranker)
     depth = _pick_depth(base, cand, b_name, c_name, rule.depth)
     label = _label(rule, b_name, c_name, depth)
-    b_hw = (base.results.get("hardware") or {}).get("id")
-    c_hw = (cand.results.get("hardware") or {}).get("id")
-    b_lat = (base.reranker_entry(b_name).get("latency_ms") or {}).get(str(depth)) or {}
-    c_lat = (cand.reranker_entry(c_name).get("latency_ms") or {}).get(str(depth)) or {}
+    b_hw = base.results.hardware.id if base.results.hardware else None
+    c_hw = cand.results.hardware.id if cand.results.hardware else None
+    b_lat = base.reranker_entry(b_name).latency_ms.get(str(depth))
+    c_lat = cand.reranker_entry(c_name).latency_ms.get(str(depth))
     details: dict[str, Any] = {"depth": depth, "max_p95_ratio": rule.max_p95_ratio,
                                "baseline_hardware": b_hw, "candidate_hardware": c_hw}
-    if not b_hw or not c_hw or "p95" not in b_lat or "p95" not in c_lat:
+    if (not b_hw or not c_hw or b_lat is None or c_lat is None or b_lat.p95 is None
+            or c_lat.p95 is None):
         return Verdict(label, NOT_APPLICABLE,
                        "not applicable: no latency/hardware in results", details)
     if b_hw != c_hw:
         return Verdict(label, NOT_APPLICABLE, f"not applicable: measured on different hardware "
                        f"({b_hw} vs {c_hw}); latencies are not comparable", details)
-    b95, c95 = float(b_lat["p95"]), float(c_lat["p95"])
+    b95, c95 = b_lat.p95, c_lat.p95
     ratio = c95 / b95 if b95 > 0 else float("inf")
     details.update({"baseline_p95_ms": b95, "candidate_p95_ms": c95, "ratio": ratio})
     text = (f"p95 {b95:.2f} ms -> {c95:.2f} ms (x{ratio:.3f}, max x{rule.max_p95_ratio}, "
@@ -194,8 +196,7 @@ def run_gate(baseline: str | Path, candidate: str | Path, rules: list[Rule],
     if test not in stats.TESTS:
         raise InputError(f"--test: unknown test {test!r} (one of {', '.join(stats.TESTS)})")
     base, cand = Side.load(baseline), Side.load(candidate)
-    b_ds = (base.results.get("dataset") or {}).get("id")
-    c_ds = (cand.results.get("dataset") or {}).get("id")
+    b_ds, c_ds = base.results.dataset.id, cand.results.dataset.id
     if b_ds != c_ds:
         raise InputError(f"baseline and candidate evaluate different datasets "
                          f"({b_ds} vs {c_ds})")

@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from rerank_eval.compare.gate import FAIL, NOT_APPLICABLE, Verdict
+from rerank_eval.files import atomic_write_text
 
 
 def junit_xml(verdicts: list[Verdict], suite: str = "rerank-eval gate") -> str:
@@ -29,7 +30,4 @@ def junit_xml(verdicts: list[Verdict], suite: str = "rerank-eval gate") -> str:
 
 
 def write_junit(verdicts: list[Verdict], path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(junit_xml(verdicts), encoding="utf-8")
-    return path
+    return atomic_write_text(path, junit_xml(verdicts))

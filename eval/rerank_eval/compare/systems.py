@@ -13,10 +13,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from rerank_eval.errors import InputError
-from rerank_eval.reports.results import read_results_json
+from rerank_eval.results import Results, read_results
 
 PerQuery = dict[str, float]  # query id -> value
 PER_QUERY_COLUMNS = ("system", "stage", "depth", "query_id", "metric", "value")
@@ -49,9 +48,9 @@ class System:
         return per_depth.get(depth)
 
 
-def load_results(path: Path) -> tuple[dict[str, Any], list[System]]:
+def load_results(path: Path) -> tuple[Results, list[System]]:
     """results.json and its per_query.csv: the first stage and every reranker."""
-    results = read_results_json(path)
+    results = read_results(path)
     per_query = path.parent / "per_query.csv"
     if not per_query.is_file():
         raise InputError("per_query.csv not found beside results.json (needed for paired "
@@ -119,7 +118,7 @@ def load_systems(inputs: Sequence[str | Path], *, qrels_path: str | Path | None 
             path = path / "results.json"
         if path.suffix == ".json":
             results, found = load_results(path)
-            label = str(results.get("name") or path.parent.name)
+            label = results.name or path.parent.name
             for s in found:
                 s.source = label
             systems += found

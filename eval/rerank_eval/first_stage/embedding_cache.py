@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from rerank_eval.files import atomic_write_text
 from rerank_eval.models import model_identity
 
 CACHE_ENV = "RERANK_EVAL_CACHE_DIR"
@@ -149,6 +150,4 @@ class CacheEntry:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")

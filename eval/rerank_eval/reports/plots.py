@@ -1,7 +1,8 @@
-"""Report figures (matplotlib, Agg, no pyplot state) drawn from results.json dicts alone."""
+"""Report figures (matplotlib, Agg, no pyplot state) drawn from results.json files alone."""
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,7 +11,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from rerank_eval.reports.tables import Results, experiment, hw_id, metric_names, rec_metric
+from rerank_eval.files import atomic_write_bytes
+from rerank_eval.reports.tables import experiment, hw_id, metric_names, rec_metric
+from rerank_eval.results import Results
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 
@@ -19,7 +22,7 @@ class _Styles:
     """Stable colour per system and marker/line style per hardware setup."""
 
     def __init__(self, results: Sequence[Results]):
-        systems = list(dict.fromkeys(rr["name"] for r in results for rr in r["rerankers"]))
+        systems = list(dict.fromkeys(rr.name for r in results for rr in r.rerankers))
         setups = list(dict.fromkeys(hw_id(r) for r in results))
         exps = list(dict.fromkeys(experiment(r) for r in results))
         self.color = {s: f"C{i % 10}" for i, s in enumerate(systems)}
@@ -36,9 +39,15 @@ class _Styles:
         return " · ".join(parts)
 
 
+def _value(value: float | None) -> float:
+    """A value to plot: a gap (NaN) where there is none."""
+    return math.nan if value is None else value
+
+
 def _save(fig: Figure, path: Path) -> Path:
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    return path
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110, bbox_inches="tight")
+    return atomic_write_bytes(path, png.getvalue())
 
 
 def _depth_axis(ax, depths: Sequence[int]) -> None:
@@ -52,7 +61,7 @@ def _depth_axis(ax, depths: Sequence[int]) -> None:
 def quality_vs_depth(results: Sequence[Results], path: Path) -> Path | None:
     """One panel per configured metric; a line per reranker, first stage dashed."""
     metrics = metric_names(results)[:4]
-    if not metrics or not any(r["rerankers"] for r in results):
+    if not metrics or not any(r.rerankers for r in results):
         return None
     st = _Styles(results)
     cols = 2 if len(metrics) > 1 else 1
@@ -63,26 +72,26 @@ def quality_vs_depth(results: Sequence[Results], path: Path) -> Path | None:
     for i, metric in enumerate(metrics):
         ax = fig.add_subplot(rows, cols, i + 1)
         for r in results:
-            fs_value = r["first_stage"].get("metrics", {}).get(metric)
+            fs_value = r.first_stage.metrics.get(metric)
             key = ("fs", experiment(r), metric)
             if fs_value is not None and key not in seen:
                 seen.add(key)
                 ax.axhline(fs_value, color="grey", ls="--", lw=1,
-                           label=f"{r['first_stage']['name']} (first stage)")
-            for rr in r["rerankers"]:
-                key = (experiment(r), rr["name"], metric)
+                           label=f"{r.first_stage.name} (first stage)")
+            for rr in r.rerankers:
+                key = (experiment(r), rr.name, metric)
                 if key in seen:
                     continue  # quality does not depend on hardware: draw it once
                 seen.add(key)
-                depths = sorted(int(d) for d in rr.get("metrics", {}))
-                values = [rr["metrics"][str(d)].get(metric) for d in depths]
+                depths = rr.depths()
+                values = [_value(rr.metrics[str(d)].get(metric)) for d in depths]
                 all_depths += depths
-                ax.plot(depths, values, marker="o", color=st.color[rr["name"]],
-                        label=st.label(r, rr["name"], with_hw=False))
-                rec = rr.get("recommended_depth")
+                ax.plot(depths, values, marker="o", color=st.color[rr.name],
+                        label=st.label(r, rr.name, with_hw=False))
+                rec = rr.recommended_depth
                 if metric == rec_metric(r) and rec is not None:
-                    ax.plot([rec], [rr["metrics"][str(rec)][metric]], marker="*", ms=16,
-                            color=st.color[rr["name"]], mec="black", ls="none")
+                    ax.plot([rec], [rr.metrics[str(rec)][metric]], marker="*", ms=16,
+                            color=st.color[rr.name], mec="black", ls="none")
         _depth_axis(ax, all_depths)
         ax.set_xlabel("rerank depth d (candidates reranked)")
         ax.set_ylabel(metric)
@@ -101,22 +110,22 @@ def latency_vs_depth(results: Sequence[Results], path: Path) -> Path | None:
     depths_all: list[int] = []
     drawn = False
     for r in results:
-        for rr in r["rerankers"]:
-            lat = rr.get("latency_ms") or {}
-            depths = sorted(int(d) for d in lat if lat[d].get("p50") is not None)
+        for rr in r.rerankers:
+            lat = rr.latency_ms
+            depths = sorted(int(d) for d in lat if lat[d].p50 is not None)
             if not depths:
                 continue
             drawn = True
             depths_all += depths
-            color, marker = st.color[rr["name"]], st.marker[hw_id(r)]
-            ax.plot(depths, [lat[str(d)]["p50"] for d in depths], marker=marker, color=color,
-                    label=st.label(r, rr["name"]) + " p50")
-            ax.plot(depths, [lat[str(d)]["p95"] for d in depths], marker=marker, color=color,
-                    ls="--", alpha=0.7, label=st.label(r, rr["name"]) + " p95")
-        fs_lat = r["first_stage"].get("latency_ms") or {}
-        if fs_lat.get("p50") is not None:
-            ax.axhline(fs_lat["p50"], color="grey", ls=":", lw=1,
-                       label=f"{r['first_stage']['name']} first stage p50"
+            color, marker = st.color[rr.name], st.marker[hw_id(r)]
+            ax.plot(depths, [_value(lat[str(d)].p50) for d in depths], marker=marker,
+                    color=color, label=st.label(r, rr.name) + " p50")
+            ax.plot(depths, [_value(lat[str(d)].p95) for d in depths], marker=marker, color=color,
+                    ls="--", alpha=0.7, label=st.label(r, rr.name) + " p95")
+        fs_lat = r.first_stage.latency_ms
+        if fs_lat is not None and fs_lat.p50 is not None:
+            ax.axhline(fs_lat.p50, color="grey", ls=":", lw=1,
+                       label=f"{r.first_stage.name} first stage p50"
                        + (f" · {hw_id(r)}" if st.many_hw else ""))
     if not drawn:
         return None
@@ -147,16 +156,16 @@ def quality_vs_latency(results: Sequence[Results], path: Path) -> Path | None:
     groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
     metric = rec_metric(results[0])
     for r in results:
-        for rr in r["rerankers"]:
-            lat = rr.get("latency_ms") or {}
-            pts = [(lat[d]["p50"], rr["metrics"][d][metric]) for d in sorted(lat, key=int)
-                   if lat[d].get("p50") is not None and metric in rr["metrics"].get(d, {})]
+        for rr in r.rerankers:
+            lat = rr.latency_ms
+            pts = [(_value(lat[d].p50), rr.metrics[d][metric]) for d in sorted(lat, key=int)
+                   if lat[d].p50 is not None and metric in rr.metrics.get(d, {})]
             if not pts:
                 continue
             groups.setdefault((hw_id(r), experiment(r)), []).extend(pts)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], ls="none",
-                    marker=st.marker[hw_id(r)], color=st.color[rr["name"]],
-                    label=st.label(r, rr["name"]))
+                    marker=st.marker[hw_id(r)], color=st.color[rr.name],
+                    label=st.label(r, rr.name))
             for d, (x, y) in zip(sorted(lat, key=int), pts):
                 ax.annotate(f"d={d}", (x, y), textcoords="offset points", xytext=(4, 4),
                             fontsize=7)
@@ -184,24 +193,23 @@ def score_distributions(results: Sequence[Results], path: Path) -> Path | None:
     panels = []
     seen = set()
     for r in results:
-        for rr in r["rerankers"]:
-            dist = rr.get("score_distribution") or {}
-            key = (experiment(r), rr["name"])
-            if dist.get("count") and key not in seen:
+        for rr in r.rerankers:
+            dist = rr.score_distribution
+            key = (experiment(r), rr.name)
+            if dist is not None and dist.count and dist.histogram and key not in seen:
                 seen.add(key)
-                panels.append((r, rr["name"], dist))
+                panels.append((r, rr.name, dist.histogram, dist.relevant_rule))
     if not panels:
         return None
     st = _Styles(results)
     cols = min(2, len(panels))
     rows = math.ceil(len(panels) / cols)
     fig = Figure(figsize=(5.2 * cols, 3.4 * rows))
-    for i, (r, name, dist) in enumerate(panels):
+    for i, (r, name, h, _rule) in enumerate(panels):
         ax = fig.add_subplot(rows, cols, i + 1)
-        h = dist["histogram"]
-        edges = np.asarray(h["edges"])
+        edges = np.asarray(h.edges)
         for cls, color in (("other", "grey"), ("relevant", st.color[name])):
-            counts = np.asarray(h[cls], dtype=float)
+            counts = np.asarray(getattr(h, cls), dtype=float)
             total = counts.sum()
             if total:
                 ax.stairs(counts / total, edges, fill=True, alpha=0.45, color=color,
@@ -211,7 +219,7 @@ def score_distributions(results: Sequence[Results], path: Path) -> Path | None:
         ax.set_ylabel("share of pairs in class")
         ax.set_title(st.label(r, name, with_hw=False), fontsize=10)
         ax.legend(fontsize=7)
-    fig.suptitle(f"Score distributions over the shortlist ({panels[0][2].get('relevant_rule')})",
+    fig.suptitle(f"Score distributions over the shortlist ({panels[0][3]})",
                  fontsize=11)
     fig.tight_layout()
     return _save(fig, path)

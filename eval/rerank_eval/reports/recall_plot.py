@@ -3,8 +3,11 @@ under, with the reranking depths marked."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+from rerank_eval.files import atomic_write_bytes
 
 
 def write_recall_plot(curve: Mapping[int, float], path: Path, *, title: str,
@@ -33,7 +36,7 @@ def write_recall_plot(curve: Mapping[int, float], path: Path, *, title: str,
     ax.set_title(title, fontsize=9)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
     plt.close(fig)
-    return path
+    return atomic_write_bytes(path, png.getvalue())

@@ -1,12 +1,12 @@
 """report.md and a self-contained report.html (plots embedded as base64 PNG) from one or more
-results.json dicts. Both are rendered from the same list of blocks, so they say the same: the
-HTML through the jinja2 templates and stylesheet of reports/page.py, the Markdown with every
-text escaped by rerank_eval.markdown."""
+results.json files (``rerank_eval.results.Results``). Both are rendered from the same list of
+blocks, so they say the same: the HTML through the jinja2 templates and stylesheet of
+reports/page.py, the Markdown with every text escaped by rerank_eval.markdown."""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +14,18 @@ import pandas as pd
 
 from rerank_eval import __version__
 from rerank_eval import markdown as md
+from rerank_eval.files import atomic_write_text
 from rerank_eval.reports import tables
 from rerank_eval.reports.cells import frame_rows, numeric_columns
 from rerank_eval.reports.page import render_page, table_view
 from rerank_eval.reports.plots import draw_all
-from rerank_eval.reports.tables import Results, hw_id
+from rerank_eval.reports.tables import hw_id
+from rerank_eval.results import Results, parse_results
 
 Block = tuple[str, Any]  # ("h1"|"h2"|"p"|"ul"|"table"|"img", payload)
 
 def _title(results: Sequence[Results]) -> str:
-    names = list(dict.fromkeys(r.get("name", "?") for r in results))
+    names = list(dict.fromkeys(r.name or "?" for r in results))
     return "rerank-eval report: " + ", ".join(names)
 
 
@@ -44,14 +46,14 @@ def build_blocks(results: Sequence[Results], plots: dict[str, Path],
     after the introduction."""
     setups = list(dict.fromkeys(hw_id(r) for r in results))
     first = results[0]
-    conv = first.get("conventions", {})
-    lat_cfg = first.get("config", {}).get("latency") or {}
+    conv = first.conventions
+    lat_cfg = first.config.latency
     b: list[Block | None] = [("h1", _title(results))]
     b.append(("p", f"{len(results)} results file(s) on {len(setups)} hardware setup(s): "
               + ", ".join(setups) + ". Datasets: "
               + "; ".join(dict.fromkeys(tables.experiment(r) for r in results))
-              + f". Relevance threshold {conv.get('relevance_threshold', '?')} (binary metrics); "
-              "nDCG graded. Ties: " + str(conv.get("tie_order", "?")) + "."))
+              + f". Relevance threshold {_or_unknown(conv.relevance_threshold)} (binary "
+              "metrics); nDCG graded. Ties: " + _or_unknown(conv.tie_order) + "."))
     b.extend(lead)
     b.append(("h2", "Recommendation: which depth, on which hardware"))
     b.append(_table(tables.recommendation_frame(results),
@@ -59,10 +61,10 @@ def build_blocks(results: Sequence[Results], plots: dict[str, Path],
                     "(absolute), optionally under a latency budget. Per reranker and hardware."))
     reasons = []
     for r in results:
-        for rr in r["rerankers"]:
-            rec = rr.get("recommendation") or {}
-            if rec.get("reasoning"):
-                reasons.append(f"{rr['name']} on {hw_id(r)}: " + " ".join(rec["reasoning"]))
+        for rr in r.rerankers:
+            if rr.recommendation is not None and rr.recommendation.reasoning:
+                reasons.append(f"{rr.name} on {hw_id(r)}: "
+                               + " ".join(rr.recommendation.reasoning))
     if reasons:
         b.append(("ul", reasons))
     b.append(("h2", "Output cut at the recommended depth (rerank deep, keep few)"))
@@ -87,15 +89,16 @@ def build_blocks(results: Sequence[Results], plots: dict[str, Path],
                             "side."))
     b.append(_table(tables.latency_frame(results),
                     "Wall clock per query in milliseconds; rerank = one scoring call with the "
-                    f"query's top-d pairs. Sample: {lat_cfg.get('queries', '?')} queries "
-                    f"(seed {lat_cfg.get('seed', '?')}), {lat_cfg.get('warmup', '?')} warm-up "
+                    f"query's top-d pairs. Sample: {_or_unknown(lat_cfg and lat_cfg.queries)} "
+                    f"queries (seed {_or_unknown(lat_cfg and lat_cfg.seed)}), "
+                    f"{_or_unknown(lat_cfg and lat_cfg.warmup)} warm-up "
                     "queries excluded; the score cache is bypassed."))
     b.append(("h2", "Throughput of the bulk scoring pass"))
     b.append(_table(tables.throughput_frame(results),
-                    str(conv.get("throughput", "pairs scored / wall time of the bulk pass"))))
+                    conv.throughput or "pairs scored / wall time of the bulk pass"))
     b.append(("h2", "Hardware setups"))
-    b.append(_table(tables.hardware_frame(results),
-                    "id = " + str((first.get("hardware") or {}).get("id_rule", "see docs"))))
+    id_rule = first.hardware.id_rule if first.hardware else None
+    b.append(_table(tables.hardware_frame(results), "id = " + (id_rule or "see docs")))
     if "score_distributions.png" in plots:
         b.append(("h2", "Score distributions"))
         b.append(("img", (plots["score_distributions.png"],
@@ -103,11 +106,16 @@ def build_blocks(results: Sequence[Results], plots: dict[str, Path],
         b.append(_table(tables.score_quantile_frame(results),
                         "Raw model score quantiles over all scored (query, passage) pairs."))
     b.append(("h2", "Conventions"))
-    b.append(("ul", [f"{k}: {v}" for k, v in conv.items()]))
-    b.append(("ul", [f"source: {r.get('_source', 'this run')} (hardware {hw_id(r)})"
+    b.append(("ul", [f"{k}: {v}" for k, v in conv.model_dump(mode="json").items()
+                     if v is not None]))
+    b.append(("ul", [f"source: {r.source or 'this run'} (hardware {hw_id(r)})"
                      for r in results]))
     b.append(("p", f"Generated by rerank-eval {__version__}."))
     return [x for x in b if x is not None]
+
+
+def _or_unknown(value: Any) -> str:
+    return "?" if value is None else str(value)
 
 
 def to_markdown(blocks: Sequence[Block]) -> str:
@@ -153,14 +161,16 @@ def to_html(blocks: Sequence[Block], title: str) -> str:
     return render_page("report.html.j2", title, blocks=views)
 
 
-def write_report(results: Sequence[Results], out_dir: str | Path,
+def write_report(results: Sequence[Results | Mapping[str, Any]], out_dir: str | Path,
                  lead: Sequence[Block] = ()) -> Path:
-    """Plots (PNG), report.md and report.html in ``out_dir``; returns the HTML path."""
+    """Plots (PNG), report.md and report.html in ``out_dir``; returns the HTML path.
+    ``results``: Results, or results.json documents (read as ``read_results`` reads files)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    plots = {p.name: p for p, _ in draw_all(results, out)}
-    blocks = build_blocks(results, plots, lead)
-    (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
+    typed = [r if isinstance(r, Results) else parse_results(r) for r in results]
+    plots = {p.name: p for p, _ in draw_all(typed, out)}
+    blocks = build_blocks(typed, plots, lead)
+    atomic_write_text(out / "report.md", to_markdown(blocks))
     path = out / "report.html"
-    path.write_text(to_html(blocks, _title(results)), encoding="utf-8")
+    atomic_write_text(path, to_html(blocks, _title(typed)))
     return path

@@ -1,5 +1,5 @@
-"""Report tables (pandas) built from results.json dicts alone, so results from several
-machines can be merged. Column names carry units and conventions."""
+"""Report tables (pandas) built from results.json files alone (``rerank_eval.results``), so
+results from several machines can be merged. Column names carry units and conventions."""
 
 from __future__ import annotations
 
@@ -10,48 +10,42 @@ from typing import Any
 import pandas as pd
 
 from rerank_eval.errors import InputError
-from rerank_eval.reports.results import read_results_json
-
-Results = dict[str, Any]
+from rerank_eval.results import LatencyStats, RerankerEntry, Results, read_results
 
 
 def load_results(paths: Sequence[str | Path]) -> list[Results]:
-    """Read results.json files; each gets ``_source`` (its path). Errors name the file."""
-    out = []
-    for p in paths:
-        path = Path(p)
-        if path.is_dir():
-            path = path / "results.json"
-        data = read_results_json(path)
-        data["_source"] = str(path)
-        out.append(data)
+    """Read results.json files (or their folders); each knows its ``source``. Errors name
+    the file."""
+    out = [read_results(p) for p in paths]
     if not out:
         raise InputError("report: give at least one results.json")
     return out
 
 
 def hw_id(r: Results) -> str:
-    return (r.get("hardware") or {}).get("id", "unknown")
+    return r.hardware_id
 
 
 def experiment(r: Results) -> str:
-    fs = r.get("first_stage", {})
-    return f"{r.get('dataset', {}).get('id', '?')} · {fs.get('name', '?')} top-{fs.get('depth')}"
+    fs = r.first_stage
+    return f"{r.dataset.id or '?'} · {fs.name} top-{fs.depth}"
 
 
 def metric_names(results: Sequence[Results]) -> list[str]:
     names: list[str] = []
     for r in results:
-        for m in r.get("config", {}).get("metrics", []):
+        for m in r.config.metrics:
             if m not in names:
                 names.append(m)
     return names
 
 
 def rec_metric(r: Results) -> str:
-    rec = r.get("config", {}).get("recommendation") or {}
-    names = r.get("config", {}).get("metrics", [])
-    return rec.get("metric") or ("ndcg@10" if "ndcg@10" in names else names[0])
+    rec = r.config.recommendation
+    names = r.config.metrics
+    if rec is not None and rec.metric:
+        return rec.metric
+    return "ndcg@10" if "ndcg@10" in names or not names else names[0]
 
 
 def _num(value: Any, fmt: str) -> str:
@@ -65,10 +59,10 @@ def hardware_frame(results: Sequence[Results]) -> pd.DataFrame:
               "transformers", "load_avg_1m"]
     cols: dict[str, list[str]] = {}
     for r in results:
-        hw = r.get("hardware") or {}
         if hw_id(r) in cols:
             continue
-        cols[hw_id(r)] = ["—" if hw.get(f) is None else str(hw.get(f)) for f in fields]
+        values = [None if r.hardware is None else getattr(r.hardware, f) for f in fields]
+        cols[hw_id(r)] = ["—" if v is None else str(v) for v in values]
     names = {"ram_gb": "RAM (GiB)", "gpu_memory_gb": "GPU memory (GiB)",
              "load_avg_1m": "load average at start (1 min)"}
     labels = [names.get(f, f) for f in fields]
@@ -80,12 +74,12 @@ def quality_frame(results: Sequence[Results]) -> pd.DataFrame:
     metrics = metric_names(results)
     rows: dict[tuple, list[tuple[str, dict[str, float]]]] = {}
     for r in results:
-        fs = r["first_stage"]
-        rows.setdefault((experiment(r), fs["name"] + " (first stage)", fs["depth"]), []).append(
-            (hw_id(r), fs.get("metrics", {})))
-        for rr in r["rerankers"]:
-            for depth, values in rr.get("metrics", {}).items():
-                rows.setdefault((experiment(r), rr["name"], int(depth)), []).append(
+        fs = r.first_stage
+        rows.setdefault((experiment(r), fs.name + " (first stage)", fs.depth), []).append(
+            (hw_id(r), fs.metrics))
+        for rr in r.rerankers:
+            for depth, values in rr.metrics.items():
+                rows.setdefault((experiment(r), rr.name, int(depth)), []).append(
                     (hw_id(r), values))
     out = []
     for (exp, system, depth), entries in rows.items():
@@ -104,35 +98,34 @@ def latency_frame(results: Sequence[Results]) -> pd.DataFrame:
     """Per-query latency (ms) per setup, system and depth, first stage included."""
     out = []
     for r in results:
-        fs = r["first_stage"]
-        lat = fs.get("latency_ms")
-        if lat:
+        fs = r.first_stage
+        if fs.latency_ms is not None:
             out.append({"hardware": hw_id(r), "experiment": experiment(r),
-                        "system": fs["name"] + " (first stage)", "depth": fs["depth"],
-                        **_lat_cols(lat)})
-        for rr in r["rerankers"]:
-            for depth, lat in (rr.get("latency_ms") or {}).items():
+                        "system": fs.name + " (first stage)", "depth": fs.depth,
+                        **_lat_cols(fs.latency_ms)})
+        for rr in r.rerankers:
+            for depth, lat in rr.latency_ms.items():
                 out.append({"hardware": hw_id(r), "experiment": experiment(r),
-                            "system": rr["name"], "depth": int(depth), **_lat_cols(lat)})
+                            "system": rr.name, "depth": int(depth), **_lat_cols(lat)})
     return pd.DataFrame(out)
 
 
-def _lat_cols(lat: dict[str, Any]) -> dict[str, str]:
-    return {"p50 (ms)": _num(lat.get("p50"), ".1f"), "p95 (ms)": _num(lat.get("p95"), ".1f"),
-            "p99 (ms)": _num(lat.get("p99"), ".1f"), "mean (ms)": _num(lat.get("mean"), ".1f"),
-            "queries timed": str(lat.get("queries", 0)),
-            "pairs/query": _num(lat.get("pairs_per_query"), ".1f")}
+def _lat_cols(lat: LatencyStats) -> dict[str, str]:
+    return {"p50 (ms)": _num(lat.p50, ".1f"), "p95 (ms)": _num(lat.p95, ".1f"),
+            "p99 (ms)": _num(lat.p99, ".1f"), "mean (ms)": _num(lat.mean, ".1f"),
+            "queries timed": str(lat.queries),
+            "pairs/query": _num(lat.pairs_per_query, ".1f")}
 
 
-def latency_by_setup(r: Results, rr: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def latency_by_setup(r: Results, rr: RerankerEntry) -> dict[str, dict[str, LatencyStats]]:
     """A reranker's latency per hardware id: where it was measured (a Ray worker's hardware,
     several when the pool spans setups), else the run's own hardware."""
-    if rr.get("latency_ms_by_hardware"):
-        return dict(rr["latency_ms_by_hardware"])
-    if not rr.get("latency_ms"):
+    if rr.latency_ms_by_hardware:
+        return dict(rr.latency_ms_by_hardware)
+    if not rr.latency_ms:
         return {}
-    hw = (rr.get("latency_hardware") or {}).get("id") or hw_id(r)
-    return {hw: rr["latency_ms"]}
+    hw = (rr.latency_hardware.id if rr.latency_hardware else None) or hw_id(r)
+    return {hw: rr.latency_ms}
 
 
 def latency_side_by_side(results: Sequence[Results], stat: str = "p50") -> pd.DataFrame:
@@ -140,13 +133,14 @@ def latency_side_by_side(results: Sequence[Results], stat: str = "p50") -> pd.Da
     table: dict[tuple, dict[str, str]] = {}
     setups: list[str] = []
     for r in results:
-        for rr in r["rerankers"]:
+        for rr in r.rerankers:
             for hw, latency in latency_by_setup(r, rr).items():
                 if hw not in setups:
                     setups.append(hw)
                 for depth, lat in latency.items():
-                    key = (experiment(r), rr["name"], int(depth))
-                    table.setdefault(key, {})[f"{hw} {stat} (ms)"] = _num(lat.get(stat), ".1f")
+                    key = (experiment(r), rr.name, int(depth))
+                    table.setdefault(key, {})[f"{hw} {stat} (ms)"] = _num(getattr(lat, stat),
+                                                                          ".1f")
     rows = [{"experiment": e, "system": s, "rerank depth": d, **v}
             for (e, s, d), v in sorted(table.items())]
     cols = ["experiment", "system", "rerank depth"] + [f"{h} {stat} (ms)" for h in setups]
@@ -156,35 +150,35 @@ def latency_side_by_side(results: Sequence[Results], stat: str = "p50") -> pd.Da
 def throughput_frame(results: Sequence[Results]) -> pd.DataFrame:
     out = []
     for r in results:
-        for rr in r["rerankers"]:
-            t = rr.get("throughput") or {}
-            if not t:
+        for rr in r.rerankers:
+            t = rr.throughput
+            if t is None:
                 continue
-            out.append({"hardware": hw_id(r), "experiment": experiment(r), "system": rr["name"],
-                        "pairs/s": _num(t.get("pairs_per_s"), ".1f"),
-                        "queries/s": _num(t.get("queries_per_s"), ".2f"),
-                        "pairs": str(t.get("pairs")), "wall (s)": _num(t.get("seconds"), ".1f"),
-                        "batch size": str(t.get("batch_size")), "dtype": str(t.get("dtype")),
-                        "device": str(t.get("device")), "torch threads": str(t.get("threads"))})
+            out.append({"hardware": hw_id(r), "experiment": experiment(r), "system": rr.name,
+                        "pairs/s": _num(t.pairs_per_s, ".1f"),
+                        "queries/s": _num(t.queries_per_s, ".2f"),
+                        "pairs": str(t.pairs), "wall (s)": _num(t.seconds, ".1f"),
+                        "batch size": str(t.batch_size), "dtype": str(t.dtype),
+                        "device": str(t.device), "torch threads": str(t.threads)})
     return pd.DataFrame(out)
 
 
 def recommendation_frame(results: Sequence[Results]) -> pd.DataFrame:
     out = []
     for r in results:
-        for rr in r["rerankers"]:
-            rec = rr.get("recommendation")
-            if not rec:
+        for rr in r.rerankers:
+            rec = rr.recommendation
+            if rec is None:
                 continue
-            budget = rec.get("latency_budget_ms")
+            budget = rec.latency_budget_ms
             out.append({
-                "hardware": hw_id(r), "experiment": experiment(r), "system": rr["name"],
-                "recommended depth": "none" if rec["depth"] is None else str(rec["depth"]),
-                "metric": rec["metric"], "value": _num(rec.get("quality"), ".4f"),
-                "best (depth)": f"{rec['best_quality']:.4f} ({rec['best_depth']})",
-                "tolerance": f"{rec['tolerance']:g}",
-                "budget": "none" if budget is None else f"{budget:g} ms {rec['latency_stat']}",
-                f"latency {rec['latency_stat']} (ms)": _num(rec.get("latency_ms"), ".1f"),
+                "hardware": hw_id(r), "experiment": experiment(r), "system": rr.name,
+                "recommended depth": "none" if rec.depth is None else str(rec.depth),
+                "metric": rec.metric, "value": _num(rec.quality, ".4f"),
+                "best (depth)": f"{rec.best_quality:.4f} ({rec.best_depth})",
+                "tolerance": f"{rec.tolerance:g}",
+                "budget": "none" if budget is None else f"{budget:g} ms {rec.latency_stat}",
+                f"latency {rec.latency_stat} (ms)": _num(rec.latency_ms, ".1f"),
             })
     return pd.DataFrame(out)
 
@@ -193,12 +187,12 @@ def output_cut_frame(results: Sequence[Results]) -> pd.DataFrame:
     """Quality when keeping only the top k of the recommended depth's ranking."""
     out = []
     for r in results:
-        for rr in r["rerankers"]:
-            depth = rr.get("recommended_depth")
-            cut = (rr.get("output_cut") or {}).get(str(depth))
+        for rr in r.rerankers:
+            depth = rr.recommended_depth
+            cut = rr.output_cut.get(str(depth))
             if depth is None or not cut:
                 continue
-            out.append({"hardware": hw_id(r), "experiment": experiment(r), "system": rr["name"],
+            out.append({"hardware": hw_id(r), "experiment": experiment(r), "system": rr.name,
                         "rerank depth": depth, **{m: f"{v:.4f}" for m, v in cut.items()}})
     return pd.DataFrame(out)
 
@@ -207,14 +201,14 @@ def score_quantile_frame(results: Sequence[Results]) -> pd.DataFrame:
     out = []
     seen = set()
     for r in results:
-        for rr in r["rerankers"]:
-            dist = rr.get("score_distribution") or {}
-            key = (experiment(r), rr["name"])
-            if not dist.get("count") or key in seen:
+        for rr in r.rerankers:
+            dist = rr.score_distribution
+            key = (experiment(r), rr.name)
+            if dist is None or not dist.count or key in seen:
                 continue
             seen.add(key)
-            out.append({"experiment": key[0], "system": key[1], "pairs": dist["count"],
-                        "relevant": dist.get("relevant_count"),
-                        "mean": f"{dist['mean']:.4g}", "std": f"{dist['std']:.3g}",
-                        **{q: f"{v:.4g}" for q, v in dist.get("quantiles", {}).items()}})
+            out.append({"experiment": key[0], "system": key[1], "pairs": dist.count,
+                        "relevant": dist.relevant_count,
+                        "mean": _num(dist.mean, ".4g"), "std": _num(dist.std, ".3g"),
+                        **{q: f"{v:.4g}" for q, v in (dist.quantiles or {}).items()}})
     return pd.DataFrame(out)

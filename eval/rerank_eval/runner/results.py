@@ -1,10 +1,9 @@
-"""Writing results.json and per_query.csv from the runner's results (the format readers
-rely on is ``reports/results.py``)."""
+"""Writing results.json and per_query.csv from the runner's results: the runner's
+StageResult/ExperimentResult become a ``rerank_eval.results.Results`` (the file's model, which
+readers read back with ``read_results``)."""
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,10 +13,20 @@ import pandas as pd
 from rerank_eval import __version__
 from rerank_eval.analysis.recommend import RECOMMENDATION_RULE
 from rerank_eval.datasets import DOC_TEXT_RULE
+from rerank_eval.files import atomic_write_text
 from rerank_eval.hardware import ID_RULE
 from rerank_eval.metrics.evaluate import CONVENTIONS
-from rerank_eval.reports.results import SCHEMA_VERSION
 from rerank_eval.reports.terminal import text_table
+from rerank_eval.results import (
+    Conventions,
+    DatasetSummary,
+    FirstStage,
+    Hardware,
+    RerankerEntry,
+    Results,
+    RunConfig,
+    results_json,
+)
 from rerank_eval.runs import SAVED_SCORE_RULE, TIE_RULE
 from rerank_eval.scoring.latency import FIRST_STAGE_RULE, LATENCY_RULE, THROUGHPUT_RULE
 
@@ -29,13 +38,15 @@ if TYPE_CHECKING:
 
 @dataclass
 class StageResult:
-    """One evaluated system: the first stage, or a reranker at every depth."""
+    """One evaluated system: the first stage, or a reranker at every depth. ``info`` is its
+    results.json entry but for what the evaluations give (metrics, queries evaluated), which
+    the writer fills in."""
 
     name: str
     kind: str
     model: str | None
     evaluations: dict[int | None, Evaluation]  # depth -> evaluation (None: first stage)
-    info: dict[str, Any] = field(default_factory=dict)
+    info: FirstStage | RerankerEntry
 
 
 @dataclass
@@ -48,6 +59,11 @@ class ExperimentResult:
     reports_dir: Path
     timings: dict[str, float] = field(default_factory=dict)
     hardware: dict[str, Any] = field(default_factory=dict)
+
+    def missing(self) -> list[str]:
+        """The configured rerankers without results yet (results.json ``missing``)."""
+        done = {stage.name for stage in self.rerankers}
+        return [r.name for r in self.config.rerankers if r.name not in done]
 
 
 def conventions(result: ExperimentResult) -> dict[str, Any]:
@@ -74,87 +90,81 @@ def conventions(result: ExperimentResult) -> dict[str, Any]:
     }
 
 
-def _stage_metrics(stage: StageResult) -> dict[str, Any]:
-    return {("first_stage" if d is None else str(d)): ev.means
-            for d, ev in stage.evaluations.items()}
+def first_stage_entry(stage: StageResult) -> FirstStage:
+    """The first stage's entry with its evaluation's means and query counts."""
+    if not isinstance(stage.info, FirstStage):
+        raise TypeError(f"{stage.name}: a first stage's info is a FirstStage")
+    evaluation = stage.evaluations[None]
+    return stage.info.model_copy(update={
+        "metrics": evaluation.means, "queries_evaluated": evaluation.queries,
+        "queries_without_results": evaluation.queries_without_results})
+
+
+def reranker_entry(stage: StageResult) -> RerankerEntry:
+    """A reranker's entry with its metrics per depth."""
+    if not isinstance(stage.info, RerankerEntry):
+        raise TypeError(f"{stage.name}: a reranker's info is a RerankerEntry")
+    return stage.info.model_copy(update={
+        "name": stage.name, "kind": stage.kind, "model": stage.model,
+        "metrics": {str(d): ev.means for d, ev in stage.evaluations.items()}})
+
+
+def results_model(result: ExperimentResult) -> Results:
+    """results.json as a model: ``status`` partial (naming the rerankers still ``missing``)
+    until every configured reranker has its results."""
+    missing = result.missing()
+    return Results(
+        status="partial" if missing else "complete",
+        missing=missing,
+        rerank_eval_version=__version__,
+        name=result.config.name,
+        hardware=Hardware.model_validate(result.hardware) if result.hardware else None,
+        config=RunConfig.model_validate(result.config.resolved()),
+        dataset=DatasetSummary.model_validate({**result.dataset.summary(),
+                                               "notes": result.dataset.notes}),
+        first_stage=first_stage_entry(result.first_stage),
+        rerankers=[reranker_entry(stage) for stage in result.rerankers],
+        conventions=Conventions.model_validate(conventions(result)),
+        timings_s=result.timings,
+        runs_dir=str(result.runs_dir),
+    )
 
 
 def results_dict(result: ExperimentResult) -> dict[str, Any]:
-    fs = result.first_stage
-    fs_eval = fs.evaluations[None]
-    rerankers = []
-    for stage in result.rerankers:
-        entry = {
-            "name": stage.name,
-            "kind": stage.kind,
-            "model": stage.model,
-            "metrics": {str(d): ev.means for d, ev in stage.evaluations.items()},
-            "pairs_scored": stage.info.get("pairs_scored", 0),
-            "pairs_from_cache": stage.info.get("pairs_from_cache", 0),
-            "pairs_truncated": stage.info.get("pairs_truncated", 0),
-        }
-        entry.update({k: v for k, v in stage.info.items()
-                      if k not in {"pairs_scored", "pairs_from_cache", "pairs_truncated"}})
-        rerankers.append(entry)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "rerank_eval_version": __version__,
-        "name": result.config.name,
-        "hardware": result.hardware,
-        "config": result.config.resolved(),
-        "dataset": {**result.dataset.summary(), "notes": result.dataset.notes},
-        "first_stage": {
-            "name": fs.name,
-            "depth": fs.info["depth"],
-            "params": fs.info["params"],
-            "metrics": fs_eval.means,
-            "queries_evaluated": fs_eval.queries,
-            "queries_without_results": fs_eval.queries_without_results,
-            "latency_ms": fs.info.get("latency_ms"),
-            # recall@k for k up to the depth: the ceiling of any reranker of the top-k
-            "recall_curve": fs.info.get("recall_curve"),
-        },
-        "rerankers": rerankers,
-        "conventions": conventions(result),
-        "timings_s": result.timings,
-        "runs_dir": str(result.runs_dir),
-    }
+    """results.json as a JSON object (exactly what ``write_results`` writes)."""
+    return results_model(result).model_dump(mode="json")
 
 
 def per_query_frame(result: ExperimentResult) -> pd.DataFrame:
     """Long format: system, depth, query_id, metric, value."""
     rows = []
+    first_depth = first_stage_entry(result.first_stage).depth
     for stage, is_first in [(result.first_stage, True)] + [(s, False) for s in result.rerankers]:
         for depth, ev in stage.evaluations.items():
             for metric, values in ev.per_query.items():
                 for qid, value in values.items():
                     rows.append((stage.name, "first_stage" if is_first else "reranker",
-                                 depth if depth is not None else result.first_stage.info["depth"],
+                                 depth if depth is not None else first_depth,
                                  qid, metric, value))
     frame = pd.DataFrame(rows, columns=["system", "stage", "depth", "query_id", "metric", "value"])
     return frame.sort_values(["stage", "system", "depth", "metric", "query_id"],
                              kind="stable").reset_index(drop=True)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def write_results(result: ExperimentResult) -> Path:
-    """Write results.json and per_query.csv (atomically, so a crash never leaves half a file)."""
+    """Write results.json and per_query.csv (atomically, so a crash never leaves half a file).
+    The runner calls it after the first stage and after each reranker: ``status`` says
+    whether every reranker is in."""
     out = result.reports_dir
-    out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "results.json", json.dumps(results_dict(result), indent=2) + "\n")
-    _atomic_write(out / "per_query.csv", per_query_frame(result).to_csv(index=False))
+    atomic_write_text(out / "per_query.csv", per_query_frame(result).to_csv(index=False))
+    atomic_write_text(out / "results.json", results_json(results_model(result)))
     return out / "results.json"
 
 
 def summary_table(result: ExperimentResult) -> str:
     """The table the CLI prints: one row per system and depth, one column per metric."""
     metric_names = [m.name for m in result.config.metrics]
-    rows = [[result.first_stage.name, str(result.first_stage.info["depth"])]
+    rows = [[result.first_stage.name, str(first_stage_entry(result.first_stage).depth)]
             + [f"{result.first_stage.evaluations[None].means[m]:.4f}" for m in metric_names]]
     for stage in result.rerankers:
         for depth, ev in stage.evaluations.items():

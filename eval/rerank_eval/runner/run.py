@@ -137,10 +137,10 @@ class _ExperimentOutputs(_Outputs):
 
     def finish(self) -> Path:
         from rerank_eval.reports.render import write_report
-        from rerank_eval.runner.results import results_dict
+        from rerank_eval.runner.results import results_model
 
         assert self.result is not None
-        return write_report([results_dict(self.result)], self.reports_dir)
+        return write_report([results_model(self.result)], self.reports_dir)
 
 
 class _SweepOutputs(_Outputs):
@@ -157,19 +157,25 @@ class _SweepOutputs(_Outputs):
         write_first_stage(prepared, self.root / name / "runs", self.root / name)
         write_sweep_json(self.result)
 
-    def cell(self, prepared: PreparedDataset, rr_cfg: RerankerConfig) -> tuple[Path, Path, bool]:
+    def _cell_result(self, prepared: PreparedDataset, rr_cfg: RerankerConfig
+                     ) -> ExperimentResult:
         cell_dir = self.root / str(prepared.config.dataset.name) / rr_cfg.name
-        write_first_stage(prepared, cell_dir / "runs", cell_dir)  # each cell is self-contained
-        return cell_dir / "runs", cell_dir, False
+        return ExperimentResult(
+            config=dataclasses.replace(prepared.config, rerankers=[rr_cfg]),
+            dataset=prepared.dataset, first_stage=prepared.first_stage, rerankers=[],
+            runs_dir=cell_dir / "runs", reports_dir=cell_dir, timings=dict(prepared.timings),
+            hardware=self.hardware)
+
+    def cell(self, prepared: PreparedDataset, rr_cfg: RerankerConfig) -> tuple[Path, Path, bool]:
+        cell = self._cell_result(prepared, rr_cfg)
+        write_first_stage(prepared, cell.runs_dir, cell.reports_dir)  # each cell stands alone
+        write_results(cell)  # status: partial until its reranker is in
+        return cell.runs_dir, cell.reports_dir, False
 
     def cell_done(self, prepared: PreparedDataset, rr_cfg: RerankerConfig,
                   stage: StageResult) -> None:
-        cell_dir = self.root / str(prepared.config.dataset.name) / rr_cfg.name
-        cell = ExperimentResult(
-            config=dataclasses.replace(prepared.config, rerankers=[rr_cfg]),
-            dataset=prepared.dataset, first_stage=prepared.first_stage, rerankers=[stage],
-            runs_dir=cell_dir / "runs", reports_dir=cell_dir, timings=dict(prepared.timings),
-            hardware=self.hardware)
+        cell = self._cell_result(prepared, rr_cfg)
+        cell.rerankers.append(stage)
         write_results(cell)
         self.result.cells.append(cell)
         write_sweep_json(self.result)
@@ -223,7 +229,7 @@ def _execute(experiments: list[ExperimentConfig], shared: ExperimentConfig,
                 reranker.stats = ScoringStats()  # per cell: pairs scored, from cache, ...
                 runs_dir, reports_dir, append_audit = outputs.cell(p, rr_cfg)
                 stage = score_reranker(p, rr_cfg, reranker, executor, cache, runs_dir=runs_dir,
-                                       reports_dir=reports_dir, info=sanity,
+                                       reports_dir=reports_dir, sanity=sanity,
                                        append_audit=append_audit)
                 outputs.cell_done(p, rr_cfg, stage)
                 log_stage(stage, p)

@@ -12,12 +12,14 @@ from typing import Any
 from rerank_eval.analysis.audit import audit_reranker
 from rerank_eval.config import ExperimentConfig, RerankerConfig
 from rerank_eval.datasets import Dataset, load_dataset
+from rerank_eval.files import atomic_open
 from rerank_eval.first_stage import FIRST_STAGES
 from rerank_eval.hardware import hardware_fingerprint
 from rerank_eval.metrics import Evaluation, evaluate_ranking
 from rerank_eval.metrics.recall_curve import recall_curve
 from rerank_eval.rerankers.base import Reranker
 from rerank_eval.rerankers.sanity import run_sanity_probes
+from rerank_eval.results import FirstStage, RerankerEntry, Sanity
 from rerank_eval.runner.cost import benchmark_reranker
 from rerank_eval.runner.results import StageResult
 from rerank_eval.runs import Run, write_trec_run
@@ -75,12 +77,13 @@ def prepare_first_stage(config: ExperimentConfig) -> PreparedDataset:
                          config.relevance_threshold, extra=config.depths)
     fs_result = StageResult(name=first_stage.name, kind=fs_cfg.kind, model=None,
                             evaluations={None: fs_eval},
-                            info={"depth": fs_cfg.depth,
-                                  "latency_ms": measure_first_stage_latency(
-                                      first_stage.query_searcher(dataset, fs_cfg.depth),
-                                      dataset, config.latency),
-                                  "params": first_stage.describe(),
-                                  "recall_curve": {str(k): v for k, v in curve.items()}})
+                            info=FirstStage(
+                                name=first_stage.name, depth=fs_cfg.depth,
+                                latency_ms=measure_first_stage_latency(
+                                    first_stage.query_searcher(dataset, fs_cfg.depth),
+                                    dataset, config.latency),
+                                params=first_stage.describe(),
+                                recall_curve={str(k): v for k, v in curve.items()}))
     first_stage.close()
     logger.info(f"first stage {first_stage.name}: " + _fmt(fs_eval.means))
     logger.info("first-stage recall curve (the reranking ceiling): "
@@ -102,35 +105,31 @@ def write_first_stage(prepared: PreparedDataset, runs_dir: Path, reports_dir: Pa
                             f"{prepared.dataset.id})")
 
 
-def sanity_info(reranker: Reranker) -> dict[str, Any]:
+def sanity_info(reranker: Reranker) -> Sanity:
     """The obvious-pair probes (a property of the model, not of the dataset)."""
     sanity = run_sanity_probes(reranker)
     if sanity.failed:
         logger.warning(f"{reranker.name} ranks the irrelevant passage first on "
                        f"{sanity.inverted}/{sanity.probes} obvious sanity probes: check label "
                        "index, pair order and score sign (or the model is untrained)")
-    return {"sanity": sanity.as_dict()}
+    return Sanity(**sanity.as_dict())
 
 
 def score_reranker(prepared: PreparedDataset, rr_cfg: RerankerConfig, reranker: Reranker,
                    executor: Executor, cache: ScoreCache | None, *, runs_dir: Path,
-                   reports_dir: Path, info: dict[str, Any] | None = None,
+                   reports_dir: Path, sanity: Sanity | None = None,
                    append_audit: bool = False) -> StageResult:
     """Score the shortlist with one reranker, evaluate it at every depth, write its runs and
-    scores, and measure its cost. ``info`` seeds the stage's info (e.g. sanity probes)."""
+    scores, and measure its cost (``sanity``: its probes, when they ran)."""
     config, dataset, fs_run = prepared.config, prepared.dataset, prepared.run
-    info = dict(info or {})
-    info["description"] = reranker.describe()  # loads the model before the clock starts
+    description = reranker.describe()  # loads the model before the clock starts
     t0 = time.perf_counter()
     model_scores = executor.score(reranker, dataset, prepared.shortlist, cache=cache)
     elapsed = time.perf_counter() - t0
-    info["scoring_s"] = elapsed
-    info["first_stage_recall_at_depth"] = {str(d): prepared.curve[d] for d in config.depths}
-    info["executor"] = executor.run_info
-    info.update(audit_reranker(rr_cfg.name, fs_run.ranking, model_scores, dataset.qrels,
-                               config.depths, k=config.audit.k,
-                               relevance_threshold=config.relevance_threshold,
-                               reports_dir=reports_dir, append=append_audit))
+    audit = audit_reranker(rr_cfg.name, fs_run.ranking, model_scores, dataset.qrels,
+                           config.depths, k=config.audit.k,
+                           relevance_threshold=config.relevance_threshold,
+                           reports_dir=reports_dir, append=append_audit)
     evaluations: dict[int | None, Evaluation] = {}
     for depth in config.depths:
         run = fs_run.rerank_at_depth(model_scores, depth, f"{rr_cfg.name}@{depth}")
@@ -138,16 +137,20 @@ def score_reranker(prepared: PreparedDataset, rr_cfg: RerankerConfig, reranker: 
         evaluations[depth] = evaluate_ranking(run.ranking, dataset.qrels, config.metrics,
                                               config.relevance_threshold)
     _write_model_scores(model_scores, runs_dir / f"{rr_cfg.name}.scores.tsv")
-    info.update(benchmark_reranker(
+    cost = benchmark_reranker(
         reranker, dataset, config, first_stage=fs_run, shortlist=prepared.shortlist,
         model_scores=model_scores, evaluations=evaluations, scoring_s=elapsed,
-        description=info["description"], log=logger.info, measure_latency=executor.measure_latency))
+        description=description, log=logger.info, measure_latency=executor.measure_latency)
+    stats = reranker.stats
+    entry = RerankerEntry(
+        name=rr_cfg.name, kind=rr_cfg.kind, model=reranker.model_id,
+        pairs_scored=stats.pairs_scored, pairs_from_cache=stats.pairs_from_cache,
+        pairs_truncated=stats.pairs_truncated, sanity=sanity, description=description,
+        scoring_s=elapsed, executor=executor.run_info,
+        first_stage_recall_at_depth={str(d): prepared.curve[d] for d in config.depths},
+        **audit, **cost, **stats.extra)  # stats.extra: e.g. hosted usage, cost, latency
     return StageResult(name=rr_cfg.name, kind=rr_cfg.kind, model=reranker.model_id,
-                       evaluations=evaluations,
-                       info={**info, "pairs_scored": reranker.stats.pairs_scored,
-                             "pairs_from_cache": reranker.stats.pairs_from_cache,
-                             "pairs_truncated": reranker.stats.pairs_truncated,
-                             **reranker.stats.extra})  # e.g. hosted usage, cost, latency
+                       evaluations=evaluations, info=entry)
 
 
 def log_stage(stage: StageResult, prepared: PreparedDataset) -> None:
@@ -166,8 +169,7 @@ def log_hardware() -> dict[str, Any]:
 
 def _write_model_scores(scores: dict[str, dict[str, float]], path: Path) -> None:
     """Raw model scores (query id, doc id, score), the input to every depth's ranking."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         f.write("query_id\tdoc_id\tscore\n")
         for q in sorted(scores):
             for d, s in scores[q].items():

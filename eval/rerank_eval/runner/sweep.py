@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from rerank_eval.config import SweepConfig
+from rerank_eval.files import atomic_write_text
 from rerank_eval.reports.terminal import frame_table
 from rerank_eval.runner.results import ExperimentResult
 
@@ -30,8 +31,11 @@ class SweepResult:
 
 def cell_summary(cell: ExperimentResult, root: Path) -> dict[str, Any]:
     """One line of sweep.json: where the cell is, its metrics per depth and what it cost."""
+    from rerank_eval.runner.results import first_stage_entry, reranker_entry
+
     stage = cell.rerankers[0]
-    fs = cell.first_stage
+    fs = first_stage_entry(cell.first_stage)
+    entry = reranker_entry(stage)
     return {
         "dataset": cell.config.dataset.name,
         "dataset_id": cell.dataset.id,
@@ -39,13 +43,12 @@ def cell_summary(cell: ExperimentResult, root: Path) -> dict[str, Any]:
         "kind": stage.kind,
         "model": stage.model,
         "results": str((cell.reports_dir / "results.json").relative_to(root)),
-        "first_stage": {"name": fs.name, "depth": fs.info["depth"],
-                        "metrics": fs.evaluations[None].means},
-        "metrics": {str(d): ev.means for d, ev in stage.evaluations.items()},
-        "pairs_scored": stage.info.get("pairs_scored", 0),
-        "pairs_from_cache": stage.info.get("pairs_from_cache", 0),
-        "scoring_s": stage.info.get("scoring_s"),
-        "recommended_depth": stage.info.get("recommended_depth"),
+        "first_stage": {"name": fs.name, "depth": fs.depth, "metrics": fs.metrics},
+        "metrics": entry.metrics,
+        "pairs_scored": entry.pairs_scored,
+        "pairs_from_cache": entry.pairs_from_cache,
+        "scoring_s": entry.scoring_s,
+        "recommended_depth": entry.recommended_depth,
     }
 
 
@@ -57,13 +60,8 @@ def sweep_dict(result: SweepResult) -> dict[str, Any]:
 
 
 def write_sweep_json(result: SweepResult) -> Path:
-    root = result.reports_dir
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / "sweep.json"
-    tmp = path.with_name("sweep.json.tmp")
-    tmp.write_text(json.dumps(sweep_dict(result), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write_text(result.reports_dir / "sweep.json",
+                             json.dumps(sweep_dict(result), indent=2) + "\n")
 
 
 def sweep_frame(result: SweepResult) -> pd.DataFrame:
@@ -91,14 +89,15 @@ def write_sweep_report(result: SweepResult) -> Path:
     """report.md and report.html at the sweep's root: the dataset x reranker table, then the
     usual report over every dataset (its cells merged into one results dict per dataset)."""
     from rerank_eval.reports.render import write_report
-    from rerank_eval.runner.results import results_dict
+    from rerank_eval.results import Results
+    from rerank_eval.runner.results import results_model
 
-    merged: dict[str, dict[str, Any]] = {}
+    merged: dict[str, Results] = {}
     for cell in result.cells:
-        data = results_dict(cell)
+        data = results_model(cell)
         key = str(cell.config.dataset.name)
         if key in merged:
-            merged[key]["rerankers"] += data["rerankers"]
+            merged[key].rerankers += data.rerankers
         else:
             merged[key] = data
     lead = [("h2", "Sweep: dataset x reranker"),
