@@ -12,7 +12,6 @@ rewritten after every cell, so a failing cell never loses finished ones. The mer
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,7 +80,7 @@ def run_sweep(config: SweepConfig, *, out_dir: Path | None = None,
                 reranker.stats = ScoringStats()  # per cell: pairs scored, from cache, ...
                 cell_dir = root / name / rr_cfg.name
                 cell = ExperimentResult(
-                    config=dataclasses.replace(p.config, rerankers=[rr_cfg]),
+                    config=p.config.model_copy(update={"rerankers": [rr_cfg]}),
                     dataset=p.dataset, first_stage=p.first_stage, rerankers=[],
                     runs_dir=cell_dir / "runs", reports_dir=cell_dir,
                     timings=dict(p.timings), hardware=result.hardware)
