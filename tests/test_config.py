@@ -174,3 +174,22 @@ def test_first_stages_get_their_typed_params(tmp_path):
     assert config.resolved()["first_stage"]["hybrid"]["of"] == [{"bm25": {"k1": 1.2}},
                                                                 {"run": "a.trec"}]
 
+
+def test_schema_command_prints_the_json_schema_every_example_config_satisfies(capsys):
+    import json
+
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+    from rerank_eval.cli import main
+
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text())
+        assert not list(validator.iter_errors(raw)), path
+        assert load_config(path).name == path.stem, path
+    for bad in ("deptsh: [5]\n", "rerankers: [{name: a, kind: nope}]\n",
+                "rerankers: [{name: a, kind: bi-encoder, model: m, dtype: fp16}]\n"):
+        assert not validator.is_valid(yaml.safe_load(HEAD + bad)), bad
