@@ -53,10 +53,10 @@ def main() -> None:
     print(f"ray.init: {time.perf_counter() - t0:.1f} s", flush=True)
     setups = {
         "local (1 process, torch threads = all cores)": LocalExecutor(pairs_per_chunk=160),
-        "ray 1 worker x 2 CPUs": RayExecutor(ExecutorConfig(kind="ray", workers=1,
+        "ray 1 worker x 2 CPUs": RayExecutor(ExecutorConfig.on_ray(workers=1,
                                                             num_cpus_per_worker=2),
                                              pairs_per_chunk=160),
-        "ray 2 workers x 1 CPU": RayExecutor(ExecutorConfig(kind="ray", workers=2),
+        "ray 2 workers x 1 CPU": RayExecutor(ExecutorConfig.on_ray(workers=2),
                                              pairs_per_chunk=160),
     }
     local_rr = reranker()

@@ -38,7 +38,7 @@ def test_ray_options_are_read_with_defaults_for_the_rest():
 @pytest.mark.parametrize("executor, message", [
     ("dask", "executor: unknown executor 'dask'"),
     ({"ray": {"gpus": 1}}, "executor.ray: unknown key 'gpus'"),
-    ({"ray": {"workers": 0}}, "executor.ray.workers: must be >= 1"),
+    ({"ray": {"workers": 0}}, "executor.ray.workers: must be a positive integer, got 0"),
     ({"ray": {"num_cpus_per_worker": -1}}, "executor.ray.num_cpus_per_worker: must be >= 0"),
     ({"ray": {"num_cpus_per_worker": 0}}, "executor.ray: a worker needs num_cpus_per_worker"),
     ({"ray": {"address": 3}}, "executor.ray.address: expected local, auto"),

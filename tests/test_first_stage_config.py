@@ -25,11 +25,11 @@ def test_dense_and_hybrid_configs_parse() -> None:
 
 
 @pytest.mark.parametrize("first_stage,message", [
-    ({"dense": {}}, "first_stage.dense.model: model is required"),
+    ({"dense": {}}, "first_stage.dense.model: required"),
     ({"dense": {"model": "packaged:all-minilm-l6-v2", "batchsize": 8}},
      "first_stage.dense: unknown key 'batchsize'"),
     ({"dense": {"model": "packaged:all-minilm-l6-v2", "batch_size": 0}},
-     "first_stage.dense.batch_size: expected a positive integer"),
+     "first_stage.dense.batch_size: must be a positive integer, got 0"),
     ({"dense": {"model": "packaged:all-minilm-l6-v2", "normalize": "yes"}},
      "first_stage.dense.normalize: expected true or false"),
     ({"dense": {"model": "./no/such/model"}}, "first_stage.dense.model: model path not found"),
@@ -55,7 +55,7 @@ def test_dense_and_hybrid_configs_parse() -> None:
     ({"hybrid": {"of": [{"bm25": {}}, MINILM], "norm": "l2"}},
      "first_stage.hybrid.norm: unknown normalisation 'l2'"),
     ({"hybrid": {"of": [{"bm25": {}}, MINILM], "component_depth": 0}},
-     "first_stage.hybrid.component_depth: expected a positive integer"),
+     "first_stage.hybrid.component_depth: must be a positive integer, got 0"),
 ])
 def test_bad_first_stage_values_name_the_field(first_stage, message) -> None:
     with pytest.raises(InputError) as err:

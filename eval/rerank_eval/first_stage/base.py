@@ -2,41 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from rerank_eval.datasets import Dataset
-from rerank_eval.errors import InputError
+from rerank_eval.params import Params
 from rerank_eval.runs import Run
+
+
+class FirstStageParams(Params):
+    """Base of a first stage's parameters (the value under its key in ``first_stage:``)."""
 
 
 class FirstStage:
     """Retrieves up to ``depth`` candidates per query.
 
-    Subclasses declare ``key`` (the config key), ``allowed`` (their parameter names with
-    defaults) and implement :meth:`retrieve`. ``field`` is where the config names this stage
-    (a hybrid's components are ``first_stage.hybrid.of[i].<key>``), so errors point at the right
-    place. ``log`` receives progress lines (the pipeline sets it).
+    Subclasses declare ``key`` (the config key), ``Params`` (their parameters: a pydantic
+    model with defaults) and implement :meth:`retrieve`. ``field`` is where the config names
+    this stage (a hybrid's components are ``first_stage.hybrid.of[i].<key>``), so errors point
+    at the right place. ``log`` receives progress lines (the pipeline sets it).
     """
 
     key: ClassVar[str]
-    allowed: ClassVar[dict[str, Any]] = {}
+    Params: ClassVar[type[FirstStageParams]] = FirstStageParams
 
-    def __init__(self, params: dict[str, Any] | None, *, base_dir: Path,
-                 field: str | None = None):
+    def __init__(self, params: FirstStageParams | Mapping[str, Any] | None = None, *,
+                 base_dir: Path, field: str | None = None):
+        """``params``: this stage's ``Params`` (a mapping, or a shorthand such as a run
+        file's path, is validated into one, errors naming ``field``)."""
         self.field = field or f"first_stage.{self.key}"
-        if params is not None and not isinstance(params, dict):
-            raise InputError(f"{self.field}: expected a mapping of parameters, "
-                             f"got {type(params).__name__}")
-        params = dict(params or {})
-        unknown = sorted(set(params) - set(self.allowed))
-        if unknown:
-            raise InputError(
-                f"{self.field}: unknown key {unknown[0]!r} "
-                f"(allowed: {', '.join(sorted(self.allowed)) or 'none'})"
-            )
-        self.params = {**self.allowed, **params}
+        self.params = self.Params.coerce(params, where=self.field, base_dir=base_dir)
         self.base_dir = base_dir
         self.log: Callable[[str], None] = lambda _msg: None
 
@@ -45,7 +41,7 @@ class FirstStage:
         return self.key
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.key, **self.params}
+        return {"kind": self.key, **self.params.model_dump()}
 
     def retrieve(self, dataset: Dataset, depth: int) -> Run:
         raise NotImplementedError

@@ -3,12 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import field_validator
 
 from rerank_eval.datasets import Dataset
-from rerank_eval.errors import InputError
-from rerank_eval.first_stage.base import FirstStage
+from rerank_eval.first_stage.base import FirstStage, FirstStageParams
+from rerank_eval.params import NonNegativeNumber, Str, expected, field_error
 from rerank_eval.runs import Run
+
+
+class BM25Params(FirstStageParams):
+    """``bm25``: Lucene-variant BM25 with Anserini's defaults."""
+
+    k1: NonNegativeNumber = 0.9
+    b: NonNegativeNumber = 0.4
+    stemmer: Str | None = "english"
+    """A Snowball stemmer (PyStemmer) name; null: no stemming."""
+    stopwords: Annotated[Str | list[Str] | None,
+                         expected("a language code, a list of words, or null")] = "en"
+    """A language code, a list of words, or null."""
+    method: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = "lucene"
+
+    @field_validator("stemmer", mode="after")
+    @classmethod
+    def _known_stemmer(cls, name: str | None) -> str | None:
+        if name:
+            import Stemmer
+
+            try:
+                Stemmer.Stemmer(name)
+            except KeyError:
+                raise field_error(f"unknown stemmer {name!r} "
+                                  f"(available: {', '.join(Stemmer.algorithms())})") from None
+        return name
 
 
 class BM25(FirstStage):
@@ -16,21 +44,21 @@ class BM25(FirstStage):
     English) stemming, English stopwords."""
 
     key = "bm25"
-    allowed: dict[str, Any] = {"k1": 0.9, "b": 0.4, "stemmer": "english", "stopwords": "en",
-                               "method": "lucene"}
+    Params = BM25Params
+    params: BM25Params
 
     def retrieve(self, dataset: Dataset, depth: int) -> Run:
         import bm25s
 
         stemmer = self._stemmer()
-        stopwords = self.params["stopwords"] or None
+        stopwords = self.params.stopwords or None
         doc_ids = list(dataset.corpus)
         corpus_tokens = bm25s.tokenize(
             [dataset.corpus[d] for d in doc_ids], stopwords=stopwords, stemmer=stemmer,
             show_progress=False,
         )
-        retriever = bm25s.BM25(k1=float(self.params["k1"]), b=float(self.params["b"]),
-                               method=str(self.params["method"]))
+        retriever = bm25s.BM25(k1=float(self.params.k1), b=float(self.params.b),
+                               method=str(self.params.method))
         retriever.index(corpus_tokens, show_progress=False)
         self._index = (dataset.id, retriever, stemmer, stopwords, len(doc_ids))
 
@@ -79,14 +107,10 @@ class BM25(FirstStage):
         self._index = None
 
     def _stemmer(self):
-        name = self.params["stemmer"]
+        name = self.params.stemmer
         if not name:
             return None
         import Stemmer
 
-        try:
-            return Stemmer.Stemmer(str(name))
-        except KeyError:
-            raise InputError(f"{self.field}.stemmer: unknown stemmer {name!r} "
-                             f"(available: {', '.join(Stemmer.algorithms())})") from None
+        return Stemmer.Stemmer(name)
 

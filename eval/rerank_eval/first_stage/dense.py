@@ -8,15 +8,15 @@ product (cosine when ``normalize``), chunked so memory stays bounded for large c
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationInfo, field_validator
 
 from rerank_eval.datasets import Dataset
-from rerank_eval.errors import InputError
-from rerank_eval.first_stage.base import FirstStage
+from rerank_eval.first_stage.base import FirstStage, FirstStageParams
 from rerank_eval.first_stage.embedding_cache import (
     CacheEntry,
     corpus_fingerprint,
@@ -24,7 +24,15 @@ from rerank_eval.first_stage.embedding_cache import (
     model_fingerprint,
 )
 from rerank_eval.first_stage.topk import doc_id_tiebreak, exact_topk
-from rerank_eval.models import load_pretrained, resolve_model
+from rerank_eval.models import Device, load_pretrained, resolve_model
+from rerank_eval.params import (
+    Bool,
+    NonEmptyStr,
+    PositiveInt,
+    Str,
+    as_field_error,
+    context_base_dir,
+)
 from rerank_eval.runs import Run
 
 # Texts embedded per call into the memory-mapped matrix (and per resumable checkpoint): large
@@ -34,30 +42,44 @@ EMBED_CHUNK = 2048
 CACHE_FORMAT = 1
 
 
+class DenseParams(FirstStageParams):
+    """``dense``: a sentence-transformers bi-encoder, exact top-k over the whole corpus."""
+
+    model: NonEmptyStr
+    """A local folder (relative to the config), a hub id, or packaged:all-minilm-l6-v2."""
+    batch_size: PositiveInt = 64
+    normalize: Bool = True
+    """Cosine similarity (normalised embeddings); false: dot product."""
+    max_length: PositiveInt | None = None
+    """Tokens per text (default: the model's)."""
+    device: Device = "auto"
+    cache: Bool = True
+    """Cache the corpus embeddings on disk."""
+    cache_dir: Str | None = None
+    """Where (relative to the config); default ~/.cache/rerank-eval/embeddings."""
+    chunk_size: PositiveInt = 16384
+    """Corpus rows per block of the exact search."""
+
+    @field_validator("model", mode="after")
+    @classmethod
+    def _model_exists(cls, model: str, info: ValidationInfo) -> str:
+        base_dir = context_base_dir(info)
+        if base_dir is not None:
+            as_field_error(lambda field: resolve_model(model, base_dir, field))
+        return model
+
+
 class Dense(FirstStage):
     """Bi-encoder retrieval (e.g. ``model: packaged:all-minilm-l6-v2``)."""
 
     key = "dense"
-    allowed: dict[str, Any] = {"model": None, "batch_size": 64, "normalize": True,
-                               "max_length": None, "device": "auto", "cache": True,
-                               "cache_dir": None, "chunk_size": 16384}
+    Params = DenseParams
+    params: DenseParams
 
-    def __init__(self, params: dict[str, Any] | None, *, base_dir: Path,
+    def __init__(self, params: DenseParams | Mapping[str, Any] | None, *, base_dir: Path,
                  field: str | None = None):
         super().__init__(params, base_dir=base_dir, field=field)
-        p = self.params
-        self.model_path = resolve_model(str(p["model"] or ""), base_dir, f"{self.field}.model")
-        for name in ("batch_size", "chunk_size"):
-            _positive_int(p[name], f"{self.field}.{name}")
-        if p["max_length"] is not None:
-            _positive_int(p["max_length"], f"{self.field}.max_length")
-        for name in ("normalize", "cache"):
-            if not isinstance(p[name], bool):
-                raise InputError(f"{self.field}.{name}: expected true or false, got {p[name]!r}")
-        if p["cache_dir"] is not None and not isinstance(p["cache_dir"], str):
-            raise InputError(f"{self.field}.cache_dir: expected a folder path")
-        if not isinstance(p["device"], str):
-            raise InputError(f"{self.field}.device: expected auto, cpu, cuda or cuda:N")
+        self.model_path = resolve_model(self.params.model, base_dir, f"{self.field}.model")
         self._model = None
         self._index: tuple[list[str], np.ndarray, np.ndarray] | None = None
         self.cache_info: dict[str, Any] = {}
@@ -65,7 +87,7 @@ class Dense(FirstStage):
     @property
     def cache_dir(self) -> Path:
         """``cache_dir`` param (relative to the config), else the default cache location."""
-        raw = self.params["cache_dir"]
+        raw = self.params.cache_dir
         if raw is None:
             return default_cache_dir()
         path = Path(raw).expanduser()
@@ -78,16 +100,16 @@ class Dense(FirstStage):
 
             from rerank_eval.models import resolve_device
 
-            device = str(resolve_device(str(self.params["device"])))
+            device = str(resolve_device(self.params.device))
             self._model = load_pretrained(SentenceTransformer, self.model_path,
                                           f"{self.field}.model", device=device)
-        if self.params["max_length"]:
-            self._model.max_seq_length = int(self.params["max_length"])
+        if self.params.max_length:
+            self._model.max_seq_length = int(self.params.max_length)
         return self._model
 
     def describe(self) -> dict[str, Any]:
-        out = {"kind": self.key, **self.params, "model_path": self.model_path,
-               "similarity": "cosine" if self.params["normalize"] else "dot product",
+        out = {"kind": self.key, **self.params.model_dump(), "model_path": self.model_path,
+               "similarity": "cosine" if self.params.normalize else "dot product",
                "search": "exact (chunked matrix product)"}
         if self._model is not None:
             out["max_length"] = int(self._model.max_seq_length)
@@ -98,8 +120,8 @@ class Dense(FirstStage):
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """float32 embeddings, one row per text."""
-        emb = self.model.encode(list(texts), batch_size=int(self.params["batch_size"]),
-                                normalize_embeddings=bool(self.params["normalize"]),
+        emb = self.model.encode(list(texts), batch_size=int(self.params.batch_size),
+                                normalize_embeddings=bool(self.params.normalize),
                                 convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(emb, dtype=np.float32)
 
@@ -108,9 +130,9 @@ class Dense(FirstStage):
         model = self.model
         settings = {"model": model_fingerprint(self.model_path),
                     "max_length": int(model.max_seq_length),
-                    "normalize": bool(self.params["normalize"]), "dtype": "float32",
+                    "normalize": bool(self.params.normalize), "dtype": "float32",
                     "format": CACHE_FORMAT}
-        if not self.params["cache"]:
+        if not self.params.cache:
             t0 = time.perf_counter()
             matrix = np.empty((len(texts), self._dim()), dtype=np.float32)
             state: dict[str, Any] = {}
@@ -128,9 +150,9 @@ class Dense(FirstStage):
                                "embed_seconds_when_built": manifest.get("embed_seconds"),
                                "passages_truncated": manifest.get("passages_truncated")}
             return matrix
-        self.log(f"dense: embedding {len(texts)} documents with {self.params['model']} "
+        self.log(f"dense: embedding {len(texts)} documents with {self.params.model} "
                  f"(cache miss; will cache in {entry.folder})")
-        info = {"model": str(self.params["model"]), "model_path": self.model_path,
+        info = {"model": str(self.params.model), "model_path": self.model_path,
                 "settings": settings}
         matrix, manifest = entry.build(
             len(texts), self._dim(),
@@ -179,7 +201,7 @@ class Dense(FirstStage):
                index: tuple[list[str], np.ndarray, np.ndarray]) -> list[dict[str, float]]:
         doc_ids, matrix, tiebreak = index
         idx, scores = exact_topk(query_emb, matrix, depth, tiebreak,
-                                 chunk_size=int(self.params["chunk_size"]))
+                                 chunk_size=int(self.params.chunk_size))
         return [{doc_ids[i]: float(s) for i, s in zip(row_i, row_s)}
                 for row_i, row_s in zip(idx.tolist(), scores.tolist())]
 
@@ -201,8 +223,3 @@ class Dense(FirstStage):
         self._model = None
         self._index = None
 
-
-def _positive_int(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"{field}: expected a positive integer, got {value!r}")
-    return value

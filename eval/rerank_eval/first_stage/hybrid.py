@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from rerank_eval.datasets import Dataset
-from rerank_eval.errors import InputError
-from rerank_eval.first_stage.base import FirstStage
+from rerank_eval.first_stage.base import FirstStage, FirstStageParams
+from rerank_eval.params import PositiveInt, Str, check_before, field_error, on_error
 from rerank_eval.runs import Run
+
+if TYPE_CHECKING:
+    from rerank_eval.first_stage.config import FirstStageChoice as FirstStageSpec
 
 # Spellings users write -> ranx's method names.
 METHOD_ALIASES = {
@@ -35,98 +40,95 @@ SUPERVISED = {"bayesfuse", "mapfuse", "posfuse", "probfuse", "segfuse", "slidefu
 NORMS = ("min-max", "max", "sum", "zmuv", "rank", "borda", "min-max-inverted")
 
 
-class Hybrid(FirstStage):
-    """``hybrid: {of: [{bm25: {}}, {dense: {model: ...}}], method: rrf, params: {k: 60}}``."""
+def canonical_method(method: str) -> str:
+    """ranx's name for a fusion method as the user spelled it."""
+    return METHOD_ALIASES.get(method.lower(), method.lower())
 
-    key = "hybrid"
-    allowed: dict[str, Any] = {"of": None, "method": "rrf", "params": None, "norm": None,
-                               "component_depth": None}
 
-    def __init__(self, params: dict[str, Any] | None, *, base_dir: Path,
-                 field: str | None = None):
-        super().__init__(params, base_dir=base_dir, field=field)
-        self.components = self._build_components(self.params["of"])
-        self.method = self._method(self.params["method"])
-        self.fusion_params = self._fusion_params(self.params["params"])
-        self.norm = self._norm(self.params["norm"])
-        depth = self.params["component_depth"]
-        if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int)
-                                  or depth < 1):
-            raise InputError(f"{self.field}.component_depth: expected a positive integer, "
-                             f"got {depth!r}")
-        self._component_runs: list[Run] = []
+class HybridParams(FirstStageParams):
+    """``hybrid``: several first stages fused with ranx, e.g. ``{of: [{bm25: {}}, {dense:
+    {model: packaged:all-minilm-l6-v2}}], method: rrf, params: {k: 60}}``."""
 
-    # -- validation -------------------------------------------------------------------------
-    def _build_components(self, raw: Any) -> list[FirstStage]:
-        from rerank_eval.first_stage import FIRST_STAGES
+    of: Annotated[list[FirstStageSpec], Field(min_length=2), check_before(
+        lambda v: isinstance(v, list) and len(v) >= 2,
+        "expected a list of at least two first stages, "
+        "e.g. [{bm25: {}}, {dense: {model: packaged:all-minilm-l6-v2}}]")]
+    """The first stages to fuse, each a mapping with one first-stage key."""
+    method: Str = "rrf"
+    """An unsupervised ranx fusion method: rrf, isr, bordafuse, ..., or a score-based one
+    (sum/combsum, mnz/combmnz, wsum, ...)."""
+    params: dict[str, Any] | None = None
+    """The method's parameters, e.g. {k: 60} for rrf, {weights: [...]} for wsum."""
+    norm: Annotated[Literal[NORMS] | None, on_error(  # type: ignore[valid-type]
+        f"unknown normalisation {{value}} (use one of {', '.join(NORMS)})")] = None
+    """Score normalisation for score-based methods (default min-max)."""
+    component_depth: PositiveInt | None = None
+    """Candidates each component retrieves (default: the hybrid's depth)."""
 
-        field = f"{self.field}.of"
-        if not isinstance(raw, list) or len(raw) < 2:
-            raise InputError(f"{field}: expected a list of at least two first stages, "
-                             "e.g. [{bm25: {}}, {dense: {model: packaged:all-minilm-l6-v2}}]")
-        out = []
-        for i, item in enumerate(raw):
-            if not isinstance(item, dict) or len(item) != 1:
-                raise InputError(f"{field}[{i}]: expected a mapping with exactly one of "
-                                 f"{', '.join(FIRST_STAGES)}")
-            (kind, params), = item.items()
-            if kind not in FIRST_STAGES:
-                raise InputError(f"{field}[{i}]: unknown first stage {kind!r} "
-                                 f"(use one of {', '.join(FIRST_STAGES)})")
-            out.append(FIRST_STAGES[kind](params, base_dir=self.base_dir,
-                                          field=f"{field}[{i}].{kind}"))
-        return out
-
-    def _method(self, raw: Any) -> str:
-        if not isinstance(raw, str):
-            raise InputError(f"{self.field}.method: expected a name such as rrf or combsum")
-        method = METHOD_ALIASES.get(raw.lower(), raw.lower())
+    @field_validator("method", mode="after")
+    @classmethod
+    def _known_method(cls, raw: str) -> str:
+        method = canonical_method(raw)
         if method in SUPERVISED:
-            raise InputError(f"{self.field}.method: {raw!r} must be trained on qrels first; "
-                             "not supported (use an unsupervised method such as rrf or wsum)")
+            raise field_error(f"{raw!r} must be trained on qrels first; not supported (use an "
+                              "unsupervised method such as rrf or wsum)")
         if method not in RANK_BASED | SCORE_BASED:
             known = sorted(RANK_BASED | SCORE_BASED | {"combsum", "combmnz"})
-            raise InputError(f"{self.field}.method: unknown fusion method {raw!r} "
-                             f"(use one of {', '.join(known)})")
-        return method
+            raise field_error(f"unknown fusion method {raw!r} (use one of {', '.join(known)})")
+        return raw
 
-    def _fusion_params(self, raw: Any) -> dict[str, Any]:
+    @model_validator(mode="after")
+    def _fusion_params(self) -> HybridParams:
+        """``params`` must be what the method takes: ranx's signature decides."""
         from ranx.fusion import fusion_switch
 
-        field = f"{self.field}.params"
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, dict):
-            raise InputError(f"{field}: expected a mapping, e.g. {{k: 60}} for rrf")
-        signature = inspect.signature(fusion_switch(self.method)).parameters
-        accepted = {n: p for n, p in signature.items() if n not in {"runs", "name"}}
-        unknown = sorted(set(raw) - set(accepted))
+        method = canonical_method(self.method)
+        given = self.params or {}
+        signature = inspect.signature(fusion_switch(method)).parameters
+        accepted = {k: p for k, p in signature.items() if k not in {"runs", "name"}}
+        unknown = [k for k in given if k not in accepted]
         if unknown:
-            raise InputError(f"{field}: unknown key {unknown[0]!r} for method {self.method!r} "
-                             f"(allowed: {', '.join(sorted(accepted)) or 'none'})")
-        missing = [n for n, p in accepted.items()
-                   if p.default is inspect.Parameter.empty and n not in raw]
+            raise field_error(f"unknown key {unknown[0]!r} for method {method!r} "
+                              f"(allowed: {', '.join(sorted(accepted)) or 'none'})", "params")
+        missing = [k for k, p in accepted.items()
+                   if p.default is inspect.Parameter.empty and k not in given]
         if missing:
-            raise InputError(f"{field}: method {self.method!r} needs {missing[0]!r}")
-        weights = raw.get("weights")
-        if "weights" in raw and (not isinstance(weights, list)
-                                 or len(weights) != len(self.components)
-                                 or not all(isinstance(w, (int, float)) for w in weights)):
-            raise InputError(f"{field}.weights: expected {len(self.components)} numbers, "
-                             "one per component")
-        for name, value in raw.items():
-            if name != "weights" and (isinstance(value, bool)
-                                      or not isinstance(value, (int, float))):
-                raise InputError(f"{field}.{name}: expected a number, got {value!r}")
-        return dict(raw)
+            raise field_error(f"method {method!r} needs {missing[0]!r}", "params")
+        for key, value in given.items():
+            if key == "weights":
+                if (not isinstance(value, list) or len(value) != len(self.of)
+                        or not all(_is_number(w) for w in value)):
+                    raise field_error(f"expected {len(self.of)} numbers, one per component",
+                                      "params", "weights")
+            elif not _is_number(value):
+                raise field_error(f"expected a number, got {value!r}", "params", key)
+        return self
 
-    def _norm(self, raw: Any) -> str | None:
-        if raw is None:
-            return None if self.method in RANK_BASED else "min-max"
-        if raw not in NORMS:
-            raise InputError(f"{self.field}.norm: unknown normalisation {raw!r} "
-                             f"(use one of {', '.join(NORMS)})")
-        return str(raw)
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class Hybrid(FirstStage):
+    """Fuses the runs of several first stages (see :class:`HybridParams`)."""
+
+    key = "hybrid"
+    Params = HybridParams
+    params: HybridParams
+
+    def __init__(self, params: HybridParams | Mapping[str, Any] | None, *, base_dir: Path,
+                 field: str | None = None):
+        from rerank_eval.first_stage import build_first_stage
+
+        super().__init__(params, base_dir=base_dir, field=field)
+        self.components = [
+            build_first_stage(spec.kind, spec.params, base_dir=base_dir,
+                              field=f"{self.field}.of[{i}].{spec.kind}")
+            for i, spec in enumerate(self.params.of)]
+        self.method = canonical_method(self.params.method)
+        self.fusion_params = dict(self.params.params or {})
+        self.norm = self.params.norm or (None if self.method in RANK_BASED else "min-max")
+        self._component_runs: list[Run] = []
 
     # -- retrieval --------------------------------------------------------------------------
     @property
@@ -138,17 +140,17 @@ class Hybrid(FirstStage):
             "kind": self.key,
             "fusion": "ranx.fuse",
             "method": self.method,
-            "method_as_written": self.params["method"],
+            "method_as_written": self.params.method,
             "params": self.fusion_params,
             "norm": self.norm,
             "component_input": ("rank-derived scores (component order per the tie rule)"
                                 if self.method in RANK_BASED else "raw scores"),
-            "component_depth": self.params["component_depth"],
+            "component_depth": self.params.component_depth,
             "components": [c.describe() for c in self.components],
         }
 
     def retrieve(self, dataset: Dataset, depth: int) -> Run:
-        component_depth = int(self.params["component_depth"] or depth)
+        component_depth = int(self.params.component_depth or depth)
         self._component_runs = []
         for component in self.components:
             component.log = self.log
@@ -201,7 +203,7 @@ class Hybrid(FirstStage):
     def query_searcher(self, dataset: Dataset, depth: int) -> Callable[[str], Any] | None:
         """Each component answering the query alone, one after the other, then fusing that
         query's component results."""
-        component_depth = int(self.params["component_depth"] or depth)
+        component_depth = int(self.params.component_depth or depth)
         searchers = [c.query_searcher(dataset, component_depth) for c in self.components]
         if any(s is None for s in searchers) or not self._component_runs:
             return None

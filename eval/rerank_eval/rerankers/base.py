@@ -1,19 +1,25 @@
 """The reranker interface: score (query, passage) pairs; higher means more relevant.
 
-A backend is one subclass with ``kind``, ``allowed`` (config keys with defaults) and
-:meth:`score`, registered in ``rerankers/__init__.py``.
+A backend is one subclass with ``kind``, ``Params`` (its config keys: a pydantic model with
+defaults, validated when the config is read) and :meth:`score`, registered in
+``rerankers/__init__.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from rerank_eval.errors import InputError
+from rerank_eval.params import Params
+
+
+class RerankerParams(Params):
+    """Base of a reranker kind's parameters: the keys of its ``rerankers:`` entry besides
+    ``name`` and ``kind``."""
 
 
 @dataclass
@@ -30,22 +36,19 @@ class Reranker:
     """Scores (query, passage) pairs. Subclasses implement :meth:`score`."""
 
     kind: ClassVar[str]
-    allowed: ClassVar[dict[str, Any]] = {}
+    Params: ClassVar[type[RerankerParams]] = RerankerParams
     # Per-query latency probes re-run the model on a sample; False where every call is billed
     # (hosted APIs), whose per-request latency comes from the scoring pass itself.
     latency_probes: ClassVar[bool] = True
     # Params that change a score (the rest, like batch_size or device, do not). None: all.
     score_params: ClassVar[tuple[str, ...] | None] = None
 
-    def __init__(self, name: str, params: dict[str, Any], *, base_dir: Path):
-        unknown = sorted(set(params) - set(self.allowed), key=str)
-        if unknown:
-            raise InputError(
-                f"rerankers[{name}]: unknown key {unknown[0]!r} for kind {self.kind!r} "
-                f"(allowed: {', '.join(sorted(self.allowed))})"
-            )
+    def __init__(self, name: str, params: RerankerParams | Mapping[str, Any] | None = None, *,
+                 base_dir: Path):
+        """``params``: this kind's ``Params`` (a mapping is validated into one, errors
+        naming ``rerankers[<name>]``)."""
         self.name = name
-        self.params = {**self.allowed, **params}
+        self.params = self.Params.coerce(params, where=f"rerankers[{name}]", base_dir=base_dir)
         self.base_dir = base_dir
         self.stats = ScoringStats()
         # Which pairs of the last score() call were truncated (bool mask), if the backend knows.
@@ -53,7 +56,7 @@ class Reranker:
 
     @property
     def model_id(self) -> str:
-        return str(self.params.get("model", ""))
+        return str(getattr(self.params, "model", ""))
 
     def describe(self) -> dict[str, Any]:
         """What was run, for results.json."""
@@ -62,8 +65,8 @@ class Reranker:
     def fingerprint(self) -> dict[str, Any]:
         """Everything that changes a score (the score-cache key): the backend kind and the
         ``score_params``; backends with local weights add a content hash of them."""
-        keys = sorted(self.params) if self.score_params is None else self.score_params
-        return {"kind": self.kind, **{k: self.params[k] for k in keys}}
+        keys = sorted(self.Params.model_fields) if self.score_params is None else self.score_params
+        return {"kind": self.kind, **{k: getattr(self.params, k) for k in keys}}
 
     def preflight(self) -> None:
         """Fail now, in seconds, if this reranker cannot run (a model that cannot be found or

@@ -2,35 +2,49 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rerank_eval.models import (
+    Device,
     check_model_available,
     load_pretrained,
     model_identity,
     resolve_device,
     resolve_model,
 )
-from rerank_eval.rerankers.base import Reranker
+from rerank_eval.params import NonEmptyStr, PositiveInt
+from rerank_eval.rerankers.base import Reranker, RerankerParams
+
+
+class BiEncoderParams(RerankerParams):
+    """``kind: bi-encoder``: a sentence-transformers model; score = cosine similarity."""
+
+    model: NonEmptyStr
+    """A local folder (relative to the config), a hub id, or packaged:all-minilm-l6-v2."""
+    batch_size: PositiveInt = 64
+    max_length: PositiveInt | None = None
+    """Tokens per text (default: the model's)."""
+    device: Device = "auto"
 
 
 class BiEncoder(Reranker):
     """Embeds queries and passages separately (sentence-transformers), scores by cosine."""
 
     kind = "bi-encoder"
-    allowed: dict[str, Any] = {"model": None, "batch_size": 64, "max_length": None,
-                               "device": "auto"}
+    Params = BiEncoderParams
+    params: BiEncoderParams
 
     score_params = ("max_length",)
 
-    def __init__(self, name: str, params: dict[str, Any], *, base_dir: Path):
+    def __init__(self, name: str, params: BiEncoderParams | Mapping[str, Any], *,
+                 base_dir: Path):
         super().__init__(name, params, base_dir=base_dir)
         self.field = f"rerankers[{name}].model"
-        self.model_path = resolve_model(str(self.params["model"] or ""), base_dir, self.field)
+        self.model_path = resolve_model(self.params.model, base_dir, self.field)
         self._model = None
 
     @property
@@ -38,11 +52,11 @@ class BiEncoder(Reranker):
         if self._model is None:
             from sentence_transformers import SentenceTransformer
 
-            device = str(resolve_device(str(self.params["device"])))
+            device = str(resolve_device(self.params.device))
             self._model = load_pretrained(SentenceTransformer, self.model_path, self.field,
                                           device=device)
-            if self.params["max_length"]:
-                self._model.max_seq_length = int(self.params["max_length"])
+            if self.params.max_length:
+                self._model.max_seq_length = int(self.params.max_length)
         return self._model
 
     def describe(self) -> dict[str, Any]:
@@ -54,7 +68,7 @@ class BiEncoder(Reranker):
         return {**super().fingerprint(), "model": model_identity(self.model_path)}
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        return self.model.encode(texts, batch_size=int(self.params["batch_size"]),
+        return self.model.encode(texts, batch_size=int(self.params.batch_size),
                                  normalize_embeddings=True, convert_to_numpy=True,
                                  show_progress_bar=False)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -13,6 +13,8 @@ from rerank_eval.engine.scorer import PairScorer
 from rerank_eval.errors import InputError
 from rerank_eval.models import (
     DTYPE_ALIASES,
+    Device,
+    DType,
     check_model_available,
     cpu_has_native_bf16,
     load_pretrained,
@@ -21,7 +23,8 @@ from rerank_eval.models import (
     resolve_dtype,
     resolve_model,
 )
-from rerank_eval.rerankers.base import Reranker
+from rerank_eval.params import NonEmptyStr, NonNegativeInt, PositiveInt, check_before
+from rerank_eval.rerankers.base import Reranker, RerankerParams
 
 HEAD_MODULES = ("pooler", "classifier", "score")  # Hugging Face names of the scoring head
 
@@ -60,6 +63,33 @@ def _outside_autocast(forward, device_type: str):
     return fp32_forward
 
 
+AutoOrBool = Annotated[Literal["auto", True, False], check_before(
+    lambda v: v == "auto" or isinstance(v, bool), "expected auto, true or false, got {value}")]
+
+
+class CrossEncoderParams(RerankerParams):
+    """``kind: cross-encoder``: any Hugging Face sequence-classification checkpoint."""
+
+    model: NonEmptyStr
+    """A local folder (relative to the config), a hub id, or packaged:all-minilm-l6-v2."""
+    batch_size: PositiveInt = 32
+    max_length: PositiveInt = 512
+    """Tokens per (query, passage) pair; longer pairs are truncated (and counted)."""
+    device: Device = "auto"
+    dtype: DType = "auto"
+    """auto: fp16 on a GPU, bf16 on a CPU with native bf16, else fp32; int8: CPU only."""
+    compile: AutoOrBool = "auto"
+    """torch.compile; auto: for runs of at least compile_min_pairs pairs."""
+    compile_min_pairs: PositiveInt = 20000
+    cuda_graphs: AutoOrBool = "auto"
+    """Replay the forward as CUDA graphs (auto: on a GPU, without compile)."""
+    max_tokens_per_batch: PositiveInt | None = None
+    """Cap on padded tokens per batch."""
+    label_index: NonNegativeInt | None = None
+    """Which output label means relevant (default: the only one, or 1 of 2)."""
+    score: Literal["logit", "log_softmax"] = "logit"
+
+
 class CrossEncoder(Reranker):
     """Reads query and passage together; one forward pass per pair.
 
@@ -77,38 +107,16 @@ class CrossEncoder(Reranker):
     """
 
     kind = "cross-encoder"
-    allowed: dict[str, Any] = {
-        "model": None,
-        "batch_size": 32,
-        "max_length": 512,
-        "device": "auto",
-        "dtype": "auto",
-        "compile": "auto",
-        "compile_min_pairs": 20000,
-        "cuda_graphs": "auto",
-        "max_tokens_per_batch": None,
-        "label_index": None,
-        "score": "logit",
-    }
+    Params = CrossEncoderParams
+    params: CrossEncoderParams
 
     score_params = ("max_length", "label_index", "score")
 
-    def __init__(self, name: str, params: dict[str, Any], *, base_dir: Path):
+    def __init__(self, name: str, params: CrossEncoderParams | Mapping[str, Any], *,
+                 base_dir: Path):
         super().__init__(name, params, base_dir=base_dir)
         field = f"rerankers[{name}].model"
-        if self.params["score"] not in {"logit", "log_softmax"}:
-            raise InputError(f"rerankers[{name}].score: use 'logit' or 'log_softmax'")
-        self.model_path = resolve_model(str(self.params["model"] or ""), base_dir, field)
-        compile_ = self.params["compile"]
-        if compile_ not in ("auto", True, False):
-            raise InputError(f"rerankers[{name}].compile: use auto, true or false")
-        if self.params["cuda_graphs"] not in ("auto", True, False):
-            raise InputError(f"rerankers[{name}].cuda_graphs: use auto, true or false")
-        for key in ("compile_min_pairs", "max_tokens_per_batch", "batch_size", "max_length"):
-            value = self.params[key]
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 1):
-                raise InputError(f"rerankers[{name}].{key}: a positive integer is required")
+        self.model_path = resolve_model(self.params.model, base_dir, field)
         self._scorer: PairScorer | None = None
         self.field = field
         self.expected_pairs: int | None = None
@@ -116,11 +124,11 @@ class CrossEncoder(Reranker):
     def _load(self) -> PairScorer:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        device = resolve_device(str(self.params["device"]))
-        quantize = self.params["dtype"] == "int8"
+        device = resolve_device(self.params.device)
+        quantize = self.params.dtype == "int8"
         if quantize and device.type != "cpu":
             raise InputError(f"rerankers[{self.name}].dtype: int8 runs on the CPU only")
-        dtype = torch.float32 if quantize else resolve_dtype(str(self.params["dtype"]), device)
+        dtype = torch.float32 if quantize else resolve_dtype(self.params.dtype, device)
         tokenizer = load_pretrained(AutoTokenizer.from_pretrained, self.model_path, self.field)
         if not getattr(tokenizer, "is_fast", False):
             raise InputError(f"{self.field}: a fast (Rust) tokenizer is required")
@@ -147,7 +155,7 @@ class CrossEncoder(Reranker):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # torch deprecates quantized tensors (torchao)
                 model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-        max_length = int(self.params["max_length"])
+        max_length = int(self.params.max_length)
         model_max = getattr(tokenizer, "model_max_length", max_length) or max_length
         max_length = min(max_length, int(model_max), int(getattr(
             model.config, "max_position_embeddings", max_length)))
@@ -156,15 +164,15 @@ class CrossEncoder(Reranker):
                          "dtype": "int8" if quantize else str(dtype).replace("torch.", ""),
                          "head_untrained": self.head_untrained,
                          "max_length": max_length, "num_labels": int(model.config.num_labels)}
-        tokens = self.params["max_tokens_per_batch"]
-        graphs = self.params["cuda_graphs"]
+        tokens = self.params.max_tokens_per_batch
+        graphs = self.params.cuda_graphs
         if graphs is True and device.type != "cuda":
             raise InputError(f"rerankers[{self.name}].cuda_graphs: true needs a CUDA device "
                              f"(this run uses {device})")
         return PairScorer(tokenizer, model, head=head, max_length=max_length,
-                          batch_size=int(self.params["batch_size"]), device=device, dtype=dtype,
+                          batch_size=int(self.params.batch_size), device=device, dtype=dtype,
                           max_tokens_per_batch=int(tokens) if tokens else None,
-                          compiled=self.params["compile"] is True, quantized=quantize,
+                          compiled=self.params.compile is True, quantized=quantize,
                           cuda_graphs=None if graphs == "auto" else bool(graphs))
 
     def expect_pairs(self, n: int) -> None:
@@ -174,15 +182,15 @@ class CrossEncoder(Reranker):
     def _maybe_compile(self, scorer: PairScorer, upcoming: int) -> None:
         """``compile: auto``: compile once the run is known (hint) or seen (pairs scored so far
         plus this call) to reach ``compile_min_pairs``; small runs never pay the compile."""
-        if (self.params["compile"] != "auto" or scorer.compiled or scorer.compile_error
+        if (self.params.compile != "auto" or scorer.compiled or scorer.compile_error
                 or scorer.graphs is not None):  # on a GPU, CUDA graphs already cut the launches
             return
         total = self.expected_pairs or (self.stats.pairs_scored + upcoming)
-        if total >= int(self.params["compile_min_pairs"]):
+        if total >= int(self.params.compile_min_pairs):
             scorer.compile()
 
     def _head(self, num_labels: int):
-        label = self.params["label_index"]
+        label = self.params.label_index
         if num_labels == 1:
             if label not in (None, 0):
                 raise InputError(f"rerankers[{self.name}].label_index: the model has one label")
@@ -197,7 +205,7 @@ class CrossEncoder(Reranker):
         if not 0 <= int(label) < num_labels:
             raise InputError(f"rerankers[{self.name}].label_index: {label} out of range")
         index = int(label)
-        if self.params["score"] == "log_softmax":
+        if self.params.score == "log_softmax":
             return lambda logits: torch.log_softmax(logits.float(), dim=-1)[:, index]
         return lambda logits: logits[:, index]
 
@@ -210,11 +218,11 @@ class CrossEncoder(Reranker):
     def describe(self) -> dict[str, Any]:
         scorer = self.scorer
         return {**super().describe(), "model_path": self.model_path, **self.resolved,
-                "batch_size": scorer.batch_size, "dtype_requested": self.params["dtype"],
+                "batch_size": scorer.batch_size, "dtype_requested": self.params.dtype,
                 "autocast": scorer.autocast, "cpu_native_bf16": cpu_has_native_bf16(),
-                "compile": self.params["compile"], "compiled": scorer.compiled,
+                "compile": self.params.compile, "compiled": scorer.compiled,
                 "compile_error": scorer.compile_error, "scoring_path": scorer.path,
-                "cuda_graphs": self.params["cuda_graphs"],
+                "cuda_graphs": self.params.cuda_graphs,
                 "cuda_graph_captures": scorer.graphs.captures if scorer.graphs else 0,
                 "cuda_graphs_error": scorer.graphs_error,
                 "max_tokens_per_batch": scorer.max_tokens_per_batch,
@@ -224,9 +232,9 @@ class CrossEncoder(Reranker):
         """Weights (content hash), max_length, head (label index, transform) and the dtype the
         scores are computed in, ``auto`` recorded as what it resolves to here (bf16 and fp32
         differ). Batch size, device, compile and token caps change scores by float noise only."""
-        dtype = DTYPE_ALIASES.get(str(self.params["dtype"]), str(self.params["dtype"]))
+        dtype = DTYPE_ALIASES.get(self.params.dtype, self.params.dtype)
         if dtype == "auto":
-            device = resolve_device(str(self.params["device"]))
+            device = resolve_device(self.params.device)
             dtype = str(resolve_dtype("auto", device)).replace("torch.", "")
         return {**super().fingerprint(), "model": model_identity(self.model_path),
                 "dtype": dtype}

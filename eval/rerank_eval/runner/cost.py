@@ -40,9 +40,10 @@ def benchmark_reranker(
     import torch
 
     queries = sum(1 for docs in shortlist.ranking.values() if docs)
-    settings = {"batch_size": description.get("batch_size", reranker.params.get("batch_size")),
-                "dtype": description.get("dtype", reranker.params.get("dtype", "model default")),
-                "device": description.get("device", reranker.params.get("device"))}
+    params = reranker.params
+    settings = {"batch_size": description.get("batch_size", getattr(params, "batch_size", None)),
+                "dtype": description.get("dtype", getattr(params, "dtype", "model default")),
+                "device": description.get("device", getattr(params, "device", None))}
     bulk = throughput(reranker.stats.pairs_scored, queries, scoring_s, settings,
                       torch.get_num_threads())
     cached = getattr(reranker.stats, "pairs_from_cache", 0)

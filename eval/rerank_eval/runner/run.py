@@ -17,7 +17,6 @@ gives every (dataset, reranker) cell its own results.json plus ``sweep.json``. B
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 
@@ -161,7 +160,7 @@ class _SweepOutputs(_Outputs):
                      ) -> ExperimentResult:
         cell_dir = self.root / str(prepared.config.dataset.name) / rr_cfg.name
         return ExperimentResult(
-            config=dataclasses.replace(prepared.config, rerankers=[rr_cfg]),
+            config=prepared.config.model_copy(update={"rerankers": [rr_cfg]}),
             dataset=prepared.dataset, first_stage=prepared.first_stage, rerankers=[],
             runs_dir=cell_dir / "runs", reports_dir=cell_dir, timings=dict(prepared.timings),
             hardware=self.hardware)

@@ -22,9 +22,12 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Annotated, Any, TextIO
+
+from pydantic import ValidationInfo, field_validator
 
 from rerank_eval.errors import InputError
+from rerank_eval.params import Bool, Params, check_before, context_base_dir
 
 ENV_VAR = "RERANK_EVAL_CACHE"
 FILE_NAME = "scores.sqlite"
@@ -45,6 +48,31 @@ CREATE TABLE IF NOT EXISTS scores (
     PRIMARY KEY (fp, query_sha, passage_sha)
 ) WITHOUT ROWID;
 """
+
+
+def _is_path(value: Any) -> bool:
+    return isinstance(value, os.PathLike) or (isinstance(value, str) and bool(value.strip()))
+
+
+class CacheConfig(Params):
+    """The score cache: on by default; no ``path`` means $RERANK_EVAL_CACHE or the user's
+    cache directory (see :func:`default_cache_path`)."""
+
+    enabled: Bool = True
+    path: Annotated[Path, check_before(_is_path, "expected a file path")] | None = None
+    """A cache file or folder; relative to the config's folder."""
+
+    @field_validator("path", mode="after")
+    @classmethod
+    def _resolve(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        if path is None:
+            return None
+        path = Path(os.path.expanduser(path))
+        base_dir = context_base_dir(info)
+        return path if path.is_absolute() or base_dir is None else base_dir / path
+
+    def resolved(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "path": None if self.path is None else str(self.path)}
 
 
 def default_cache_path() -> Path:

@@ -20,17 +20,19 @@ from typing import Any
 import numpy as np
 
 from rerank_eval.datasets import Dataset
+from rerank_eval.params import Int, NonNegativeInt, Params
 from rerank_eval.rerankers.base import Reranker
 from rerank_eval.runs import Run
 
 
-@dataclass
-class LatencyConfig:
+class LatencyConfig(Params):
     """Per-query latency sample: ``queries`` 0 turns latency measurement off."""
 
-    queries: int = 50
-    warmup: int = 3
-    seed: int = 0
+    queries: NonNegativeInt = 50
+    """Queries in the seeded sample timed per depth (0: no latency measurement)."""
+    warmup: NonNegativeInt = 3
+    """Untimed calls before the timed ones."""
+    seed: Int = 0
 
 LATENCY_RULE = ("wall clock per query (one reranker.score call with the query's top-d pairs, "
                 "tokenization included, model always run: no score cache), warm-up excluded "

@@ -34,7 +34,7 @@ import rerank_eval
 from rerank_eval.datasets import Dataset
 from rerank_eval.errors import InputError
 from rerank_eval.hardware import hardware_fingerprint
-from rerank_eval.rerankers.base import Reranker
+from rerank_eval.rerankers.base import Reranker, RerankerParams
 from rerank_eval.runs import Run
 from rerank_eval.scoring.cache import ScoreCache
 from rerank_eval.scoring.executors import Executor, ExecutorConfig
@@ -56,7 +56,7 @@ WAIT_NOTICE_S = 120.0  # say so when no worker can start (too few CPUs/GPUs)
 class ScoringWorker:
     """One Ray actor: builds the reranker from its config once, then scores chunks."""
 
-    def __init__(self, name: str, kind: str, params: dict[str, Any], base_dir: str):
+    def __init__(self, name: str, kind: str, params: RerankerParams, base_dir: str):
         from rerank_eval.rerankers import build_reranker
 
         # Tokenize on this worker's CPUs only (the Rust pool reads RAYON_NUM_THREADS once, at
@@ -161,7 +161,7 @@ class RayExecutor(Executor):
         cls = ray.remote(ScoringWorker).options(
             num_cpus=self.config.num_cpus_per_worker, num_gpus=self.config.num_gpus_per_worker,
             max_restarts=0, max_task_retries=0, runtime_env=self._actor_env)
-        return cls.remote(reranker.name, reranker.kind, dict(reranker.params),
+        return cls.remote(reranker.name, reranker.kind, reranker.params,
                           str(reranker.base_dir))
 
     def score(self, reranker: Reranker, dataset: Dataset, shortlist: Run, *,
@@ -357,5 +357,5 @@ class RayExecutor(Executor):
 
 def _pool_key(reranker: Reranker) -> tuple:
     """What a pool's actors were built from: the same key means the pool can be reused."""
-    return (reranker.name, reranker.kind, repr(sorted(reranker.params.items())),
-            str(reranker.base_dir))
+    return (reranker.name, reranker.kind, type(reranker.params).__name__,
+            reranker.params.model_dump_json(), str(reranker.base_dir))

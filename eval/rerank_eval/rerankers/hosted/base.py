@@ -21,7 +21,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +29,19 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import numpy as np
+from pydantic import field_validator, model_validator
 
 from rerank_eval.errors import InputError
-from rerank_eval.rerankers.base import Reranker
+from rerank_eval.params import (
+    NonEmptyStr,
+    NonNegativeInt,
+    NonNegativeNumber,
+    PositiveInt,
+    PositiveNumber,
+    Str,
+    field_error,
+)
+from rerank_eval.rerankers.base import Reranker, RerankerParams
 from rerank_eval.rerankers.hosted.ratelimit import RateLimiter
 from rerank_eval.rerankers.hosted.response import (
     HostedAPIError,
@@ -50,24 +60,61 @@ PRICE_UNITS = {"search_units": "per_1k_search_units", "tokens": "per_1m_tokens"}
 CHARS_PER_TOKEN = 4  # estimate for the client-side tokens/min limit (providers bill real counts)
 
 
-def hosted_allowed(*, model: str, base_url: str, api_key_env: str, max_docs: int,
-                   **extra: Any) -> dict[str, Any]:
-    """Config keys (with defaults) shared by every hosted provider, plus its own extras."""
-    return {
-        "model": model,
-        "base_url": base_url,
-        "api_key_env": api_key_env,
-        "max_docs_per_request": max_docs,
-        "timeout_s": 60.0,
-        "max_retries": 5,
-        "backoff_base_s": 1.0,
-        "backoff_max_s": 60.0,
-        "requests_per_minute": None,
-        "tokens_per_minute": None,
-        "concurrency": 4,
-        "price": None,
-        **extra,
-    }
+class HostedParams(RerankerParams):
+    """Keys every hosted provider takes; a provider's model sets its defaults (model,
+    base_url, api_key_env) and the class facts below, and may add keys of its own."""
+
+    provider: ClassVar[str]  # its name in messages
+    doc_cap: ClassVar[int]  # the provider's documents-per-request limit
+    billing: ClassVar[str]  # "search_units" or "tokens"
+
+    model: NonEmptyStr
+    """The provider's model name."""
+    base_url: Str
+    """Scheme and host (the provider's path is appended); http only for loopback."""
+    api_key_env: NonEmptyStr
+    """The environment variable holding the API key (never the key itself)."""
+    max_docs_per_request: PositiveInt = 1000
+    """Candidates per request, at most the provider's cap."""
+    timeout_s: PositiveNumber = 60.0
+    max_retries: NonNegativeInt = 5
+    """Retries of 429/5xx/timeouts (Retry-After is honoured)."""
+    backoff_base_s: PositiveNumber = 1.0
+    backoff_max_s: PositiveNumber = 60.0
+    requests_per_minute: PositiveInt | None = None
+    """Client-side limit (none: unlimited)."""
+    tokens_per_minute: PositiveInt | None = None
+    concurrency: PositiveInt = 4
+    """Requests in flight."""
+    price: dict[str, NonNegativeNumber] | None = None
+    """USD per billed unit, for cost_usd in results.json: {per_1k_search_units: X} or
+    {per_1m_tokens: X}, as the provider bills."""
+
+    @field_validator("base_url", mode="after")
+    @classmethod
+    def _check_base_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise field_error(f"expected http(s)://host[:port], got {url!r}")
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
+            raise field_error("plain http would send the API key unencrypted; use https "
+                              "(http is allowed for loopback only)")
+        return url
+
+    @field_validator("price", mode="after")
+    @classmethod
+    def _check_price(cls, price: dict[str, float] | None) -> dict[str, float] | None:
+        unit = PRICE_UNITS[cls.billing]
+        if price is not None and set(price) != {unit}:
+            raise field_error(f"{cls.provider} bills {cls.billing}; give {{{unit}: <USD>}}")
+        return price
+
+    @model_validator(mode="after")
+    def _within_cap(self) -> HostedParams:
+        if self.max_docs_per_request > self.doc_cap:
+            raise field_error(f"{self.max_docs_per_request} exceeds the {self.provider} limit "
+                              f"of {self.doc_cap} documents per request", "max_docs_per_request")
+        return self
 
 
 @dataclass
@@ -94,42 +141,30 @@ class HostedReranker(Reranker):
 
     latency_probes = False  # probes would be billed requests; see request_latency_summary_ms
 
-    provider: ClassVar[str]
+    Params: ClassVar[type[HostedParams]] = HostedParams
+    params: HostedParams
     path: ClassVar[str]
-    doc_cap: ClassVar[int]
-    billing: ClassVar[str]  # "search_units" or "tokens"
     results_key: ClassVar[str]
     score_key: ClassVar[str]
 
-    def __init__(self, name: str, params: dict[str, Any], *, base_dir: Path):
+    def __init__(self, name: str, params: HostedParams | Mapping[str, Any], *, base_dir: Path):
         super().__init__(name, params, base_dir=base_dir)
         p = self.params
         self.field = f"rerankers[{name}]"
-        if not isinstance(p["model"], str) or not p["model"].strip():
-            raise InputError(f"{self.field}.model: required, a model name such as "
-                             f"{self.allowed['model']!r}")
-        self.base_url = self._check_base_url(p["base_url"])
-        self.cap = self._int("max_docs_per_request", 1)
-        if self.cap > self.doc_cap:
-            raise InputError(f"{self.field}.max_docs_per_request: {self.cap} exceeds the "
-                             f"{self.provider} limit of {self.doc_cap} documents per request")
-        self.timeout_s = self._number("timeout_s")
-        self.max_retries = self._int("max_retries", 0)
-        self.backoff_base_s = self._number("backoff_base_s")
-        self.backoff_max_s = self._number("backoff_max_s")
-        self.concurrency = self._int("concurrency", 1)
-        rpm = None if p["requests_per_minute"] is None else self._int("requests_per_minute", 1)
-        tpm = None if p["tokens_per_minute"] is None else self._int("tokens_per_minute", 1)
-        self.price = self._check_price(p["price"])
-        env = p["api_key_env"]
-        if not isinstance(env, str) or not env:
-            raise InputError(f"{self.field}.api_key_env: the name of an environment variable")
-        key = os.environ.get(env, "")
+        self.base_url = p.base_url.rstrip("/")
+        self.cap = p.max_docs_per_request
+        self.timeout_s = float(p.timeout_s)
+        self.max_retries = p.max_retries
+        self.backoff_base_s = float(p.backoff_base_s)
+        self.backoff_max_s = float(p.backoff_max_s)
+        self.concurrency = p.concurrency
+        self.price = None if p.price is None else {k: float(v) for k, v in p.price.items()}
+        key = os.environ.get(p.api_key_env, "")
         if not key.strip():
-            raise InputError(f"{self.field}: environment variable {env} is not set "
+            raise InputError(f"{self.field}: environment variable {p.api_key_env} is not set "
                              f"(the {self.provider} API key; api_key_env names the variable)")
         self._api_key = key.strip()
-        self.limiter = RateLimiter(rpm, tpm)
+        self.limiter = RateLimiter(p.requests_per_minute, p.tokens_per_minute)
         self.transport = Transport(self.base_url, self.timeout_s)
         self._executor: ThreadPoolExecutor | None = None
         self._rng = random.Random()
@@ -140,41 +175,17 @@ class HostedReranker(Reranker):
         self._requests = 0
         self.sleep = time.sleep  # tests may replace it
 
-    # -- config checks -------------------------------------------------------------------
-    def _int(self, key: str, minimum: int) -> int:
-        value = self.params[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise InputError(f"{self.field}.{key}: expected an integer >= {minimum}, "
-                             f"got {value!r}")
-        return value
+    @property
+    def provider(self) -> str:
+        return self.Params.provider
 
-    def _number(self, key: str) -> float:
-        value = self.params[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise InputError(f"{self.field}.{key}: expected a positive number, got {value!r}")
-        return float(value)
+    @property
+    def doc_cap(self) -> int:
+        return self.Params.doc_cap
 
-    def _check_base_url(self, url: Any) -> str:
-        parts = urlsplit(url) if isinstance(url, str) else None
-        if parts is None or parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise InputError(f"{self.field}.base_url: expected http(s)://host[:port], "
-                             f"got {url!r}")
-        if parts.scheme == "http" and not is_loopback(parts.hostname):
-            raise InputError(f"{self.field}.base_url: plain http would send the API key "
-                             "unencrypted; use https (http is allowed for loopback only)")
-        return url.rstrip("/")
-
-    def _check_price(self, price: Any) -> dict[str, float] | None:
-        if price is None:
-            return None
-        unit = PRICE_UNITS[self.billing]
-        if not isinstance(price, dict) or set(price) != {unit}:
-            raise InputError(f"{self.field}.price: {self.provider} bills {self.billing}; "
-                             f"give {{{unit}: <USD>}}")
-        value = price[unit]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise InputError(f"{self.field}.price.{unit}: expected a number >= 0")
-        return {unit: float(value)}
+    @property
+    def billing(self) -> str:
+        return self.Params.billing
 
     # -- provider schema hooks -------------------------------------------------------------
     def payload(self, query: str, passages: list[str]) -> dict[str, Any]:
@@ -192,7 +203,7 @@ class HostedReranker(Reranker):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "provider": self.provider, "endpoint": self.endpoint,
-                "api_key_env": self.params["api_key_env"],
+                "api_key_env": self.params.api_key_env,
                 "max_docs_per_request": self.cap, "concurrency": self.concurrency,
                 "requests_per_minute": self.limiter.requests,
                 "tokens_per_minute": self.limiter.tokens,
@@ -202,9 +213,9 @@ class HostedReranker(Reranker):
 
     def fingerprint(self) -> dict[str, Any]:
         """Only what changes a score: limits, retries, prices and the key's name do not."""
-        keep = {"model", "base_url"} | (set(self.allowed) - set(hosted_allowed(
-            model="", base_url="", api_key_env="", max_docs=1)))
-        return {"kind": self.kind, **{k: self.params[k] for k in sorted(keep)}}
+        keep = {"model", "base_url"} | (set(self.Params.model_fields)
+                                        - set(HostedParams.model_fields))
+        return {"kind": self.kind, **{k: getattr(self.params, k) for k in sorted(keep)}}
 
     def _publish(self) -> None:
         """Usage, cost and latency into stats.extra (the pipeline copies it to results)."""

@@ -4,28 +4,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from rerank_eval.rerankers.hosted.base import HostedReranker, hosted_allowed
+from rerank_eval.params import NonEmptyStr, PositiveInt, Str
+from rerank_eval.rerankers.hosted.base import HostedParams, HostedReranker
+
+
+class CohereParams(HostedParams):
+    """``kind: cohere``: Cohere Rerank v2."""
+
+    provider = "Cohere"
+    doc_cap = 1000  # the docs recommend at most 1,000 documents per request
+    billing = "search_units"
+
+    model: NonEmptyStr = "rerank-v3.5"
+    base_url: Str = "https://api.cohere.com"
+    api_key_env: NonEmptyStr = "COHERE_API_KEY"
+    max_tokens_per_doc: PositiveInt | None = None
+    """Passed through when set."""
 
 
 class CohereReranker(HostedReranker):
     """``results[{index, relevance_score}]``; ``max_tokens_per_doc`` passed through if set."""
 
     kind = "cohere"
-    provider = "Cohere"
+    Params = CohereParams
+    params: CohereParams
     path = "/v2/rerank"
-    doc_cap = 1000  # the docs recommend at most 1,000 documents per request
-    billing = "search_units"
     results_key = "results"
     score_key = "relevance_score"
-    allowed = hosted_allowed(model="rerank-v3.5", base_url="https://api.cohere.com",
-                             api_key_env="COHERE_API_KEY", max_docs=1000,
-                             max_tokens_per_doc=None)
 
     def payload(self, query: str, passages: list[str]) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.params["model"], "query": query,
+        body: dict[str, Any] = {"model": self.params.model, "query": query,
                                 "documents": passages, "top_n": len(passages)}
-        if self.params["max_tokens_per_doc"] is not None:
-            body["max_tokens_per_doc"] = int(self.params["max_tokens_per_doc"])
+        if self.params.max_tokens_per_doc is not None:
+            body["max_tokens_per_doc"] = int(self.params.max_tokens_per_doc)
         return body
 
     def usage_of(self, body: dict[str, Any]) -> dict[str, float]:
