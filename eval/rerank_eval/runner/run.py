@@ -213,7 +213,7 @@ def _execute(experiments: list[ExperimentConfig], shared: ExperimentConfig,
         executor = make_executor(shared.executor, log=logger.info)
         prepared: list[PreparedDataset] = []
         for exp in experiments:
-            if exp.dataset.name is not None:
+            if isinstance(outputs, _SweepOutputs):
                 logger.info(f"sweep: dataset {exp.dataset.name}")
             prepared.append(prepare_first_stage(exp))
             outputs.first_stage_done(prepared[-1])
@@ -223,7 +223,7 @@ def _execute(experiments: list[ExperimentConfig], shared: ExperimentConfig,
         for rr_cfg, reranker in zip(shared.rerankers, rerankers):
             sanity = sanity_info(reranker) if shared.sanity_check else None
             for p in prepared:
-                if len(prepared) > 1:
+                if isinstance(outputs, _SweepOutputs):
                     logger.info(f"sweep: cell {p.config.dataset.name} x {rr_cfg.name}")
                 reranker.stats = ScoringStats()  # per cell: pairs scored, from cache, ...
                 runs_dir, reports_dir, append_audit = outputs.cell(p, rr_cfg)
