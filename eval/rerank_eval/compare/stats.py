@@ -15,10 +15,13 @@ import numpy as np
 from ranx.statistical_tests import paired_student_t_test
 from scipy.stats import wilcoxon
 
-TESTS = ("t-test", "wilcoxon", "randomization")
-CORRECTIONS = ("holm", "bonferroni", "none")
-DEFAULT_PERMUTATIONS = 10_000
-DEFAULT_BOOTSTRAP = 10_000
+from rerank_eval.compare.options import (  # noqa: F401 - stats.TESTS etc. stay importable here
+    CORRECTIONS,
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_PERMUTATIONS,
+    TESTS,
+)
+
 TIE_TOLERANCE = 1e-9
 
 
