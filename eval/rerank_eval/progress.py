@@ -85,6 +85,8 @@ class Progress:
 
     def update(self, n: int = 1) -> None:
         with _lock:
+            if self.closed:
+                return
             self.n += n
             if self._bar is not None:
                 self._bar.update(n)
@@ -92,6 +94,8 @@ class Progress:
     def __call__(self, done: int, total: int | None = None) -> None:
         """Progress callback form: ``done`` items so far (of ``total``)."""
         with _lock:
+            if self.closed:
+                return
             if total is not None and total != self.total:
                 self.total = total
                 if self._bar is not None:

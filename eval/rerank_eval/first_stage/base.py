@@ -17,7 +17,7 @@ class FirstStage:
     Subclasses declare ``key`` (the config key), ``allowed`` (their parameter names with
     defaults) and implement :meth:`retrieve`. ``field`` is where the config names this stage
     (a hybrid's components are ``first_stage.hybrid.of[i].<key>``), so errors point at the right
-    place. ``log`` receives progress lines (the pipeline sets it).
+    place. Progress goes to the module loggers (``logging.getLogger(__name__)``).
     """
 
     key: ClassVar[str]
@@ -38,7 +38,6 @@ class FirstStage:
             )
         self.params = {**self.allowed, **params}
         self.base_dir = base_dir
-        self.log: Callable[[str], None] = lambda _msg: None
 
     @property
     def name(self) -> str:

@@ -10,6 +10,7 @@ raw scores, normalised per query (``norm``, default min-max).
 from __future__ import annotations
 
 import inspect
+import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +20,8 @@ from rerank_eval.datasets import Dataset
 from rerank_eval.errors import InputError
 from rerank_eval.first_stage.base import FirstStage
 from rerank_eval.runs import Run
+
+logger = logging.getLogger(__name__)
 
 # Spellings users write -> ranx's method names.
 METHOD_ALIASES = {
@@ -151,11 +154,10 @@ class Hybrid(FirstStage):
         component_depth = int(self.params["component_depth"] or depth)
         self._component_runs = []
         for component in self.components:
-            component.log = self.log
             t0 = time.perf_counter()
             self._component_runs.append(component.retrieve(dataset, component_depth))
-            self.log(f"hybrid: component {component.name} retrieved top-{component_depth} in "
-                     f"{time.perf_counter() - t0:.1f}s")
+            logger.info(f"hybrid: component {component.name} retrieved "
+                        f"top-{component_depth} in {time.perf_counter() - t0:.1f}s")
         return self.fuse(self._component_runs, list(dataset.queries), depth)
 
     def fuse(self, runs: Sequence[Run], query_ids: Sequence[str], depth: int) -> Run:

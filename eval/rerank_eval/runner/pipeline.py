@@ -67,7 +67,6 @@ def prepare_first_stage(config: ExperimentConfig, *, log: Log = print) -> Prepar
     fs_cfg = config.first_stage
     first_stage = FIRST_STAGES[fs_cfg.kind](fs_cfg.params, base_dir=config.base_dir,
                                             field=f"{fs_cfg.where}.{fs_cfg.kind}")
-    first_stage.log = log
     t0 = time.perf_counter()
     fs_run = first_stage.retrieve(dataset, fs_cfg.depth)
     if config.dataset.drop_self_matches:
@@ -184,7 +183,7 @@ def run_experiment(config: ExperimentConfig, *, out_dir: Path | None = None,
                  for r in config.rerankers]
     # So is the executor (``executor: ray`` without Ray installed fails here). A failed score()
     # releases its workers itself; Ray stops any others when this process exits.
-    executor = make_executor(config.executor, log=log)
+    executor = make_executor(config.executor)
 
     prepared = prepare_first_stage(config, log=log)
     result = ExperimentResult(config=config, dataset=prepared.dataset,

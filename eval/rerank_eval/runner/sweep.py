@@ -58,7 +58,7 @@ def run_sweep(config: SweepConfig, *, out_dir: Path | None = None,
     shared = config.experiments[0]  # rerankers, executor and cache are the same in all
     rerankers = [build_reranker(r.name, r.kind, r.params, base_dir=config.base_dir)
                  for r in shared.rerankers]
-    executor = make_executor(shared.executor, log=log)
+    executor = make_executor(shared.executor)
     cache = None
     try:
         # Every dataset's first stage first: a bad dataset or run file fails before any scoring.
