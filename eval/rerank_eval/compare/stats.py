@@ -21,6 +21,7 @@ from rerank_eval.compare.options import (  # noqa: F401 - stats.TESTS etc. stay 
     DEFAULT_PERMUTATIONS,
     TESTS,
 )
+from rerank_eval.metrics.jit import quiet_jit
 
 TIE_TOLERANCE = 1e-9
 
@@ -46,7 +47,8 @@ def t_test(baseline: Sequence[float], candidate: Sequence[float]) -> float:
     a, b = _pair(baseline, candidate)
     if a.size < 2 or _identical(a, b):
         return 1.0
-    p, _ = paired_student_t_test(a, b)
+    with quiet_jit():
+        p, _ = paired_student_t_test(a, b)
     return 1.0 if np.isnan(p) else float(p)
 
 

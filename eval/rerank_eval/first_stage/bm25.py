@@ -17,6 +17,15 @@ logger = logging.getLogger(__name__)
 QUERIES_PER_BATCH = 1000  # retrieval goes batch by batch, for the progress bar
 
 
+def _bm25s():
+    """bm25s, with its logger at WARNING: it sets itself to DEBUG on import, so any handler on
+    the root logger (a notebook's, a test's) would print its internal steps."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
 class BM25(FirstStage):
     """Lucene-variant BM25. Defaults follow Anserini: k1=0.9, b=0.4, Porter-style (Snowball
     English) stemming, English stopwords."""
@@ -26,8 +35,7 @@ class BM25(FirstStage):
                                "method": "lucene"}
 
     def retrieve(self, dataset: Dataset, depth: int) -> Run:
-        import bm25s
-
+        bm25s = _bm25s()
         stemmer = self._stemmer()
         stopwords = self.params["stopwords"] or None
         doc_ids = list(dataset.corpus)
@@ -73,8 +81,7 @@ class BM25(FirstStage):
 
     def query_searcher(self, dataset: Dataset, depth: int) -> Callable[[str], Any] | None:
         """Tokenize and retrieve one query against the index built by :meth:`retrieve`."""
-        import bm25s
-
+        bm25s = _bm25s()
 
         index = getattr(self, "_index", None)
         if index is None or index[0] != dataset.id:

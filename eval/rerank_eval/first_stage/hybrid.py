@@ -186,12 +186,15 @@ class Hybrid(FirstStage):
         from ranx import Run as RanxRun
         from ranx import fuse
 
+        from rerank_eval.metrics.jit import quiet_jit
+
         params = dict(self.fusion_params)
         if "weights" in params:
             params["weights"] = [params["weights"][i] for i in present]
         ranx_runs = [RanxRun({q: self._ranx_input(run, q) for q in query_ids}, name=run.name)
                      for run in runs]
-        fused = fuse(ranx_runs, norm=self.norm, method=self.method, params=params)
+        with quiet_jit():
+            fused = fuse(ranx_runs, norm=self.norm, method=self.method, params=params)
         return {q: {d: float(s) for d, s in docs.items()} for q, docs in fused.to_dict().items()}
 
     def _ranx_input(self, run: Run, query_id: str) -> dict[str, float]:

@@ -134,6 +134,11 @@ class RayExecutor(Executor):
         # ray.init replaces the driver's SIGTERM handler with one that aborts the process;
         # the host program's handler (the CLI's: stop like Ctrl-C, keep finished work) stays.
         sigterm = signal.getsignal(signal.SIGTERM)
+        # Ray's notices at start-up ("Token authentication is enabled for this Ray cluster...")
+        # are held back and summed up in our one line below.
+        notices = _Notices()
+        notice_logger = logging.getLogger(RAY_AUTH_LOGGER)
+        notice_logger.addFilter(notices)
         try:
             # Workers import the driver's copy of this package (shipped through Ray's object
             # store), not whatever version a worker machine has installed, or none.
@@ -145,9 +150,22 @@ class RayExecutor(Executor):
             raise InputError(f"executor.ray.address: cannot start or reach Ray at "
                              f"{address!r}: {reason}") from None
         finally:
+            notice_logger.removeFilter(notices)
             if threading.current_thread() is threading.main_thread() and sigterm is not None:
                 signal.signal(signal.SIGTERM, sigterm)
         self._owns_ray = True
+        auth = ""
+        if any(m.startswith("Token authentication is enabled") for m in notices.messages):
+            auth = " (token authentication on; RAY_AUTH_MODE=disabled turns it off)"
+        elif any(m.startswith("Token authentication is disabled") for m in notices.messages):
+            auth = " (token authentication off)"
+        what = ("started a local Ray instance" if address == "local"
+                else f"connected to Ray at {address}")
+        resources = ray.cluster_resources()
+        logger.info(f"executor.ray: {what}{auth}: {resources.get('CPU', 0):g} CPUs, "
+                    f"{resources.get('GPU', 0):g} GPUs")
+        for message in notices.messages:
+            logger.debug(f"executor.ray: Ray said: {message}")
 
     def _pool_size(self, chunks: int) -> int:
         if self.config.workers is not None:
@@ -358,6 +376,21 @@ class RayExecutor(Executor):
         if self._owns_ray:
             ray.shutdown()
             self._owns_ray = False
+
+
+RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+class _Notices(logging.Filter):
+    """Holds a logger's records back, keeping their messages."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.messages.append(record.getMessage())
+        return False
 
 
 def _pool_key(reranker: Reranker) -> tuple:
