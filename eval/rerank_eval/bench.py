@@ -35,7 +35,12 @@ import torch
 from rerank_eval.datasets import Dataset, load_dataset
 from rerank_eval.errors import InputError
 from rerank_eval.hardware import hardware_fingerprint
-from rerank_eval.models import cpu_has_native_bf16, resolve_dtype
+from rerank_eval.models import (
+    cpu_has_native_bf16,
+    load_pretrained,
+    quiet_transformers,
+    resolve_dtype,
+)
 from rerank_eval.rerankers.cross_encoder import CrossEncoder
 
 logger = logging.getLogger(__name__)
@@ -127,12 +132,13 @@ def _peer(model_path: str, scorer_model, tokenizer, head_untrained: bool, max_le
 
     path = model_path
     if head_untrained:
-        scorer_model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        with quiet_transformers("bench: peer"):
+            scorer_model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
         path = str(tmp)
-    return STCrossEncoder(path, max_length=max_length, device=str(device),
-                          activation_fn=torch.nn.Identity(),
-                          model_kwargs={"dtype": torch.float32})
+    return load_pretrained(STCrossEncoder, path, "bench: peer", max_length=max_length,
+                           device=str(device), activation_fn=torch.nn.Identity(),
+                           model_kwargs={"dtype": torch.float32})
 
 
 def kendall_per_query(ref: dict[str, dict[str, float]],

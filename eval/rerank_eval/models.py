@@ -76,7 +76,7 @@ def load_pretrained(load, model: str, field: str, **kwargs):
     length is longer than the specified maximum" warning is off (the engine truncates and
     counts truncated pairs itself; the scoring pass logs how many).
     """
-    with _quiet_loading(field):
+    with quiet_transformers(field):
         loaded = _load(load, model, field, **kwargs)
     for tokenizer in (loaded[0] if isinstance(loaded, tuple) else loaded,
                       getattr(loaded, "tokenizer", None)):
@@ -126,9 +126,9 @@ class _Captured(logging.Filter):
 
 
 @contextmanager
-def _quiet_loading(field: str) -> Iterator[None]:
-    """transformers' progress bars off while loading; its load-time warnings held back and
-    logged by us, one line each (see :func:`summarize_load_report`)."""
+def quiet_transformers(field: str) -> Iterator[None]:
+    """transformers' progress bars off (loading, saving); its load-time warnings held back and
+    logged by us, one line each prefixed with ``field`` (see :func:`summarize_load_report`)."""
     try:
         from transformers.utils import logging as hf_logging
     except ImportError:  # pragma: no cover - transformers is a core dependency
@@ -171,6 +171,7 @@ def summarize_load_report(message: str) -> tuple[int, str]:
         return logging.WARNING, head
     parts = []
     for status, names in keys.items():
+        names = sorted(names)  # transformers lists them in set order
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         parts.append(f"{len(names)} weights {status} ({_LOAD_STATUS[status]}): {shown}")
     level = logging.INFO if set(keys) == {"UNEXPECTED"} else logging.WARNING
