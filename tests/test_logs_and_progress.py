@@ -364,3 +364,27 @@ def test_cli_log_lines_are_plain_and_warnings_say_so(capsys):
         log.error("but not errors")
     assert capsys.readouterr().err.splitlines() == [
         "step done", "WARNING: look at this", "details", "ERROR: but not errors"]
+
+
+def test_hosted_requests_have_a_bar_and_a_debug_line(monkeypatch, capsys, caplog, bars_forced):
+    from fake_rerank_server import FakeRerankServer
+    from rerank_eval.rerankers import build_reranker
+
+    monkeypatch.setenv("COHERE_API_KEY", "test-key")
+    caplog.set_level(logging.DEBUG, logger="rerank_eval")
+    server = FakeRerankServer("test-key", doc_cap=3)
+    try:
+        reranker = build_reranker("api", "cohere", {
+            "base_url": server.base_url("cohere"), "max_docs_per_request": 2,
+            "api_key_env": "COHERE_API_KEY"}, base_dir=Path.cwd())
+        try:
+            reranker.score([("q", f"passage {i}") for i in range(5)])
+        finally:
+            reranker.close()
+    finally:
+        server.close()
+    assert "api: requests" in capsys.readouterr().err
+    lines = [r for r in caplog.records if r.name == "rerank_eval.rerankers.hosted.base"]
+    assert [r.levelno for r in lines] == [logging.DEBUG]
+    assert re.fullmatch(r"api: sent 3 requests in [\d.]+ s \(.* requests/s\)",
+                        lines[0].getMessage())

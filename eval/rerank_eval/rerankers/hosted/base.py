@@ -270,7 +270,7 @@ class HostedReranker(Reranker):
         # A bar of requests (the scoring pass's bar counts pairs); its line only at DEBUG, as
         # a pass makes one such call per chunk of pairs.
         bar = Progress(f"{self.name}: requests", len(chunks), unit="requests",
-                       level=logging.DEBUG, logger=logger)
+                       done=f"{self.name}: sent", level=logging.DEBUG, logger=logger)
         futures: dict[Future, _Chunk] = {self._executor.submit(self._request, c): c
                                          for c in chunks}
         for f in futures:
