@@ -72,6 +72,7 @@ class Progress:
         self.n = initial
         self.initial = initial
         self.start = time.perf_counter()
+        self.end: float | None = None  # set when the step is closed
         self.closed = False
         self._bar: Any = None
         if bar and progress_bars():
@@ -83,7 +84,8 @@ class Progress:
 
     @property
     def elapsed(self) -> float:
-        return time.perf_counter() - self.start
+        """Seconds since the step started, or that it took once closed."""
+        return (self.end if self.end is not None else time.perf_counter()) - self.start
 
     def update(self, n: int = 1) -> None:
         with _lock:
@@ -115,23 +117,25 @@ class Progress:
 
     def close(self, message: str | None = None) -> float:
         """Remove the bar and log ``message`` (default :meth:`summary`) at ``level``; returns
-        the step's seconds."""
-        seconds = self.elapsed
-        if self.closed:
-            return seconds
-        self.closed = True
-        if self._bar is not None:
-            self._bar.close()
-        if self.level is not None:
+        the step's seconds. Closing again does nothing."""
+        if self._finish() and self.level is not None:
             self.logger.log(self.level, message if message is not None else self.summary())
-        return seconds
+        return self.elapsed
 
     def abort(self) -> None:
         """Remove the bar without the final line (the step failed or was interrupted)."""
-        if not self.closed:
+        self._finish()
+
+    def _finish(self) -> bool:
+        """Stop the clock and remove the bar; False when already done."""
+        with _lock:
+            if self.closed:
+                return False
             self.closed = True
+            self.end = time.perf_counter()
             if self._bar is not None:
                 self._bar.close()
+        return True
 
     def __enter__(self) -> Progress:
         return self
