@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +38,10 @@ def minilm():
     return stage.model
 
 
-def make_stage(minilm, tmp_path: Path, logs: list[str] | None = None, **params) -> Dense:
+def make_stage(minilm, tmp_path: Path, **params) -> Dense:
     stage = Dense({"model": "packaged:all-minilm-l6-v2", "cache_dir": str(tmp_path / "emb"),
                    **params}, base_dir=tmp_path)
     stage._model = minilm  # share the loaded weights across instances (test speed only)
-    if logs is not None:
-        stage.log = logs.append
     return stage
 
 
@@ -68,17 +67,20 @@ def test_scores_are_exact_cosines_in_tie_rule_order(minilm, tmp_path) -> None:
                for a, b in zip(ranked, ranked[1:]))
 
 
-def test_second_run_reuses_cached_corpus_embeddings(minilm, tmp_path, monkeypatch) -> None:
+def test_second_run_reuses_cached_corpus_embeddings(minilm, tmp_path, monkeypatch,
+                                                    caplog) -> None:
+    caplog.set_level(logging.INFO, logger="rerank_eval")
     ds = tiny_dataset()
-    logs: list[str] = []
-    first = make_stage(minilm, tmp_path, logs)
+    first = make_stage(minilm, tmp_path)
     run1 = first.retrieve(ds, depth=10)
     assert first.cache_info["cache"] == "built"
     entries = list((tmp_path / "emb").iterdir())
     assert len(entries) == 1 and (entries[0] / "embeddings.npy").is_file()
+    assert any(m.startswith("dense: embedded 20 documents in ") and "documents/s" in m
+               for m in caplog.messages)
 
-    second_logs: list[str] = []
-    second = make_stage(minilm, tmp_path, second_logs)
+    caplog.clear()
+    second = make_stage(minilm, tmp_path)
 
     def no_embedding(*_args, **_kwargs):
         raise AssertionError("the corpus was embedded again")
@@ -86,7 +88,7 @@ def test_second_run_reuses_cached_corpus_embeddings(minilm, tmp_path, monkeypatc
     monkeypatch.setattr(second, "_embed_into", no_embedding)
     run2 = second.retrieve(ds, depth=10)
     assert second.cache_info["cache"] == "reused"
-    assert any("reused cached corpus embeddings" in line for line in second_logs)
+    assert any("reused cached corpus embeddings" in line for line in caplog.messages)
     assert run2.ranking == run1.ranking
 
 
@@ -135,8 +137,8 @@ def test_single_query_searcher_for_latency(minilm, tmp_path) -> None:
     assert next(iter(result)) == "doc-cat" and len(result) == 5
 
 
-def test_an_interrupted_embedding_resumes_from_its_checkpoint(minilm, tmp_path,
-                                                              monkeypatch) -> None:
+def test_an_interrupted_embedding_resumes_from_its_checkpoint(minilm, tmp_path, monkeypatch,
+                                                              caplog) -> None:
     import rerank_eval.first_stage.dense as dense_module
 
     monkeypatch.setattr(dense_module, "EMBED_CHUNK", 8)
@@ -156,10 +158,10 @@ def test_an_interrupted_embedding_resumes_from_its_checkpoint(minilm, tmp_path,
         broken.retrieve(ds, depth=3)
     assert not [p for p in (tmp_path / "emb").iterdir() if not p.name.endswith(".partial")]
 
-    logs: list[str] = []
-    resumed = make_stage(minilm, tmp_path, logs)
+    caplog.set_level(logging.INFO, logger="rerank_eval")
+    resumed = make_stage(minilm, tmp_path)
     resumed.retrieve(ds, depth=3)
-    assert any("resuming an interrupted embedding at 8/20" in line for line in logs)
+    assert any("resuming an interrupted embedding at 8/20" in m for m in caplog.messages)
     (entry,) = (tmp_path / "emb").iterdir()
     cached = np.load(entry / "embeddings.npy")
     fresh = minilm.encode([ds.corpus[d] for d in ds.corpus], normalize_embeddings=True)

@@ -19,6 +19,7 @@ is measured against the fp32 engine's scores (max |diff|, per-query Kendall tau,
 
 from __future__ import annotations
 
+import logging
 import random
 import statistics
 import tempfile
@@ -34,9 +35,16 @@ import torch
 from rerank_eval.datasets import Dataset, load_dataset
 from rerank_eval.errors import InputError
 from rerank_eval.hardware import hardware_fingerprint
-from rerank_eval.models import cpu_has_native_bf16, resolve_dtype
+from rerank_eval.models import (
+    cpu_has_native_bf16,
+    load_pretrained,
+    quiet_transformers,
+    resolve_dtype,
+)
 from rerank_eval.reports.terminal import text_table
 from rerank_eval.rerankers.cross_encoder import CrossEncoder
+
+logger = logging.getLogger(__name__)
 
 SHORT = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "int8": "int8"}
 
@@ -125,12 +133,13 @@ def _peer(model_path: str, scorer_model, tokenizer, head_untrained: bool, max_le
 
     path = model_path
     if head_untrained:
-        scorer_model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        with quiet_transformers("bench: peer"):
+            scorer_model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
         path = str(tmp)
-    return STCrossEncoder(path, max_length=max_length, device=str(device),
-                          activation_fn=torch.nn.Identity(),
-                          model_kwargs={"dtype": torch.float32})
+    return load_pretrained(STCrossEncoder, path, "bench: peer", max_length=max_length,
+                           device=str(device), activation_fn=torch.nn.Identity(),
+                           model_kwargs={"dtype": torch.float32})
 
 
 def kendall_per_query(ref: dict[str, dict[str, float]],
@@ -181,7 +190,6 @@ def run_bench(
     device: str = "auto",
     max_tokens_per_batch: int | None = None,
     peer: bool = True,
-    log: Callable[[str], None] = lambda _m: None,
 ) -> dict[str, Any]:
     """Time every method on ``bp`` in ``rounds`` interleaved rounds; plain data back."""
     n = len(bp.pairs)
@@ -223,7 +231,7 @@ def run_bench(
         t0 = time.perf_counter()
         comp.scorer.score(sample)
         compile_s = time.perf_counter() - t0
-        log(f"compile + first batches: {compile_s:.1f} s")
+        logger.info(f"compile + first batches: {compile_s:.1f} s")
     tmp = tempfile.TemporaryDirectory(prefix="rerank-eval-bench-")
     if peer:
         st = _peer(ref.model_path, ref.scorer.model, ref.scorer.tokenizer,
@@ -260,7 +268,7 @@ def run_bench(
             _sync(dev)
             times[name].append(time.perf_counter() - t0)
             scores.setdefault(name, values)
-            log(f"round {r + 1}/{rounds} {name:<22} {n / times[name][-1]:8.1f} pairs/s")
+            logger.info(f"round {r + 1}/{rounds} {name:<22} {n / times[name][-1]:8.1f} pairs/s")
     tmp.cleanup()
 
     results: dict[str, Any] = {}

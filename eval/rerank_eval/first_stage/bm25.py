@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -10,7 +11,21 @@ from pydantic import field_validator
 from rerank_eval.datasets import Dataset
 from rerank_eval.first_stage.base import FirstStage, FirstStageParams
 from rerank_eval.params import NonNegativeNumber, Str, expected, field_error
+from rerank_eval.progress import Progress, progress_bars
 from rerank_eval.runs import Run
+
+logger = logging.getLogger(__name__)
+
+QUERIES_PER_BATCH = 1000  # retrieval goes batch by batch, for the progress bar
+
+
+def _bm25s():
+    """bm25s, with its logger at WARNING: it sets itself to DEBUG on import, so any handler on
+    the root logger (a notebook's, a test's) would print its internal steps."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
 
 
 class BM25Params(FirstStageParams):
@@ -48,18 +63,22 @@ class BM25(FirstStage):
     params: BM25Params
 
     def retrieve(self, dataset: Dataset, depth: int) -> Run:
-        import bm25s
-
+        bm25s = _bm25s()
         stemmer = self._stemmer()
         stopwords = self.params.stopwords or None
         doc_ids = list(dataset.corpus)
-        corpus_tokens = bm25s.tokenize(
-            [dataset.corpus[d] for d in doc_ids], stopwords=stopwords, stemmer=stemmer,
-            show_progress=False,
-        )
-        retriever = bm25s.BM25(k1=float(self.params.k1), b=float(self.params.b),
-                               method=str(self.params.method))
-        retriever.index(corpus_tokens, show_progress=False)
+        # Indexing is one call per phase: bm25s's own bars (tokenize, count, score) show it.
+        bars = progress_bars()
+        with Progress("bm25: indexing", len(doc_ids), unit="documents", done="bm25: indexed",
+                      bar=False, logger=logger) as step:
+            corpus_tokens = bm25s.tokenize(
+                [dataset.corpus[d] for d in doc_ids], stopwords=stopwords, stemmer=stemmer,
+                show_progress=bars,
+            )
+            retriever = bm25s.BM25(k1=float(self.params.k1), b=float(self.params.b),
+                                   method=str(self.params.method))
+            retriever.index(corpus_tokens, show_progress=bars)
+            step.update(len(doc_ids))
         self._index = (dataset.id, retriever, stemmer, stopwords, len(doc_ids))
 
         query_ids = list(dataset.queries)
@@ -72,18 +91,25 @@ class BM25(FirstStage):
         # An all-stopword (or out-of-vocabulary) query gets no results rather than an error.
         known = [[t for t in tokens if t in retriever.vocab_dict] for tokens in query_tokens]
         batch = [i for i, tokens in enumerate(known) if tokens]
-        if batch:
-            idx, vals = retriever.retrieve([known[i] for i in batch], k=k, show_progress=False,
-                                           return_as="tuple", n_threads=1)
-            for row, i in enumerate(batch):
-                scores[query_ids[i]] = {
-                    doc_ids[int(d)]: float(v) for d, v in zip(idx[row], vals[row]) if v > 0
-                }
+        # Each query is retrieved on its own: batches give the same results as one call.
+        with Progress("bm25: retrieving", len(query_ids), unit="queries",
+                      done=f"bm25: retrieved top-{k} for", logger=logger) as bar:
+            bar.update(len(query_ids) - len(batch))  # nothing to retrieve
+            for lo in range(0, len(batch), QUERIES_PER_BATCH):
+                part = batch[lo : lo + QUERIES_PER_BATCH]
+                idx, vals = retriever.retrieve([known[i] for i in part], k=k,
+                                               show_progress=False, return_as="tuple",
+                                               n_threads=1)
+                for row, i in enumerate(part):
+                    scores[query_ids[i]] = {
+                        doc_ids[int(d)]: float(v) for d, v in zip(idx[row], vals[row]) if v > 0
+                    }
+                bar.update(len(part))
         return Run.from_scores("bm25", scores)
 
     def query_searcher(self, dataset: Dataset, depth: int) -> Callable[[str], Any] | None:
         """Tokenize and retrieve one query against the index built by :meth:`retrieve`."""
-        import bm25s
+        bm25s = _bm25s()
 
         index = getattr(self, "_index", None)
         if index is None or index[0] != dataset.id:

@@ -7,6 +7,7 @@ product (cosine when ``normalize``), chunked so memory stays bounded for large c
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -33,7 +34,10 @@ from rerank_eval.params import (
     as_field_error,
     context_base_dir,
 )
+from rerank_eval.progress import Progress
 from rerank_eval.runs import Run
+
+logger = logging.getLogger(__name__)
 
 # Texts embedded per call into the memory-mapped matrix (and per resumable checkpoint): large
 # enough for sentence-transformers' length sorting to pad little, small enough to bound memory
@@ -139,32 +143,41 @@ class Dense(FirstStage):
             self._embed_into(matrix, texts, 0, state)
             self.cache_info = {"cache": "disabled", **state,
                                "embed_seconds": round(time.perf_counter() - t0, 3)}
+            self._log_embedded(len(texts), self.cache_info, "cache disabled")
             return matrix
         entry = CacheEntry.locate(self.cache_dir, settings, corpus_fingerprint(doc_ids, texts))
         hit = entry.load(len(doc_ids))
         if hit is not None:
             matrix, manifest = hit
-            self.log(f"dense: reused cached corpus embeddings ({matrix.shape[0]} x "
-                     f"{matrix.shape[1]}) from {entry.folder}; not re-embedding")
+            logger.info(f"dense: reused cached corpus embeddings ({matrix.shape[0]} x "
+                        f"{matrix.shape[1]}) from {entry.folder}; not re-embedding")
             self.cache_info = {"cache": "reused", "path": str(entry.folder),
                                "embed_seconds_when_built": manifest.get("embed_seconds"),
                                "passages_truncated": manifest.get("passages_truncated")}
             return matrix
-        self.log(f"dense: embedding {len(texts)} documents with {self.params.model} "
-                 f"(cache miss; will cache in {entry.folder})")
+        logger.info(f"dense: embedding {len(texts)} documents with {self.params.model} "
+                    f"(cache miss; will cache in {entry.folder})")
         info = {"model": str(self.params.model), "model_path": self.model_path,
                 "settings": settings}
         matrix, manifest = entry.build(
             len(texts), self._dim(),
             lambda out, start, state, checkpoint: self._embed_into(out, texts, start, state,
                                                                    checkpoint),
-            info, log=self.log)
-        self.log(f"dense: embedded {len(texts)} documents in {manifest['embed_seconds']:.1f}s; "
-                 f"cached at {entry.folder}")
+            info)
         self.cache_info = {"cache": "built", "path": str(entry.folder),
                            "embed_seconds": manifest["embed_seconds"],
                            "passages_truncated": manifest["passages_truncated"]}
+        self._log_embedded(len(texts), self.cache_info, f"cached at {entry.folder}")
         return matrix
+
+    def _log_embedded(self, n: int, info: dict[str, Any], where: str) -> None:
+        seconds = float(info["embed_seconds"])
+        rate = f" ({n / seconds:,.1f} documents/s)" if seconds > 0 else ""
+        logger.info(f"dense: embedded {n} documents in {seconds:.1f}s{rate}; {where}")
+        truncated = info.get("passages_truncated")
+        if truncated:
+            logger.info(f"dense: {truncated:,} of {n:,} passages truncated at "
+                        f"{int(self.model.max_seq_length)} tokens")
 
     def _dim(self) -> int:
         model = self.model
@@ -180,15 +193,18 @@ class Dense(FirstStage):
         """Rows ``start:`` of ``out``, chunk by chunk; ``state`` counts truncated passages."""
         limit = int(self.model.max_seq_length)
         state.setdefault("passages_truncated", 0)
-        for begin in range(start, len(texts), EMBED_CHUNK):
-            chunk = texts[begin : begin + EMBED_CHUNK]
-            out[begin : begin + len(chunk)] = self.encode(chunk)
-            lengths = self.model.tokenizer(chunk, add_special_tokens=True)["input_ids"]
-            state["passages_truncated"] += sum(1 for ids in lengths if len(ids) > limit)
-            if checkpoint is not None:
-                checkpoint(begin + len(chunk))
-            if len(texts) > EMBED_CHUNK:
-                self.log(f"dense: embedded {begin + len(chunk)}/{len(texts)} documents")
+        # The bar only: the caller logs the step's line (with the cache's location).
+        with Progress("dense: embedding", len(texts), unit="documents", initial=start,
+                      level=None, logger=logger) as bar:
+            for begin in range(start, len(texts), EMBED_CHUNK):
+                chunk = texts[begin : begin + EMBED_CHUNK]
+                out[begin : begin + len(chunk)] = self.encode(chunk)
+                lengths = self.model.tokenizer(chunk, add_special_tokens=True)["input_ids"]
+                state["passages_truncated"] += sum(1 for ids in lengths if len(ids) > limit)
+                if checkpoint is not None:
+                    checkpoint(begin + len(chunk))
+                bar.update(len(chunk))
+                logger.debug(f"dense: embedded {begin + len(chunk)}/{len(texts)} documents")
 
     def _ensure_index(self, dataset: Dataset) -> tuple[list[str], np.ndarray, np.ndarray]:
         if self._index is None:
@@ -210,7 +226,10 @@ class Dense(FirstStage):
         query_ids = list(dataset.queries)
         if not query_ids:
             return Run(self.name)
-        query_emb = self.encode([dataset.queries[q] for q in query_ids])
+        with Progress("dense: embedding queries", len(query_ids), unit="queries",
+                      done="dense: embedded", bar=False, logger=logger) as step:
+            query_emb = self.encode([dataset.queries[q] for q in query_ids])
+            step.update(len(query_ids))
         results = self.search(query_emb, depth, index)
         return Run.from_scores(self.name, dict(zip(query_ids, results)))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -24,6 +25,8 @@ import numpy as np
 
 from rerank_eval.files import atomic_write_text
 from rerank_eval.models import model_identity
+
+logger = logging.getLogger(__name__)
 
 CACHE_ENV = "RERANK_EVAL_CACHE_DIR"
 MANIFEST = "manifest.json"
@@ -90,7 +93,6 @@ class CacheEntry:
         dim: int,
         fill: Callable[[np.ndarray, int, dict[str, Any], Callable[[int], None]], None],
         info: dict[str, Any],
-        log: Callable[[str], None] = lambda _msg: None,
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Create the entry. ``fill(matrix, start, state, checkpoint)`` writes rows ``start:``
         into a memory-mapped float32 array, keeping counters in ``state`` and calling
@@ -110,7 +112,8 @@ class CacheEntry:
                         "state": {}}
         else:
             matrix = np.load(partial / EMBEDDINGS, mmap_mode="r+")
-            log(f"resuming an interrupted embedding at {progress['done']}/{n_docs} documents")
+            logger.info(f"resuming an interrupted embedding at {progress['done']}/{n_docs} "
+                        "documents")
         t0 = time.perf_counter()
         state: dict[str, Any] = progress["state"]
 

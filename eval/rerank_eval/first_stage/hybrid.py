@@ -10,6 +10,7 @@ raw scores, normalised per query (``norm``, default min-max).
 from __future__ import annotations
 
 import inspect
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -21,6 +22,8 @@ from rerank_eval.datasets import Dataset
 from rerank_eval.first_stage.base import FirstStage, FirstStageParams
 from rerank_eval.params import PositiveInt, Str, check_before, field_error, on_error
 from rerank_eval.runs import Run
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from rerank_eval.first_stage.config import FirstStageChoice as FirstStageSpec
@@ -153,11 +156,10 @@ class Hybrid(FirstStage):
         component_depth = int(self.params.component_depth or depth)
         self._component_runs = []
         for component in self.components:
-            component.log = self.log
             t0 = time.perf_counter()
             self._component_runs.append(component.retrieve(dataset, component_depth))
-            self.log(f"hybrid: component {component.name} retrieved top-{component_depth} in "
-                     f"{time.perf_counter() - t0:.1f}s")
+            logger.info(f"hybrid: component {component.name} retrieved "
+                        f"top-{component_depth} in {time.perf_counter() - t0:.1f}s")
         return self.fuse(self._component_runs, list(dataset.queries), depth)
 
     def fuse(self, runs: Sequence[Run], query_ids: Sequence[str], depth: int) -> Run:
@@ -186,12 +188,15 @@ class Hybrid(FirstStage):
         from ranx import Run as RanxRun
         from ranx import fuse
 
+        from rerank_eval.metrics.jit import quiet_jit
+
         params = dict(self.fusion_params)
         if "weights" in params:
             params["weights"] = [params["weights"][i] for i in present]
         ranx_runs = [RanxRun({q: self._ranx_input(run, q) for q in query_ids}, name=run.name)
                      for run in runs]
-        fused = fuse(ranx_runs, norm=self.norm, method=self.method, params=params)
+        with quiet_jit():
+            fused = fuse(ranx_runs, norm=self.norm, method=self.method, params=params)
         return {q: {d: float(s) for d, s in docs.items()} for q, docs in fused.to_dict().items()}
 
     def _ranx_input(self, run: Run, query_id: str) -> dict[str, float]:

@@ -21,6 +21,7 @@ from ranx import Qrels as RanxQrels
 from ranx import Run as RanxRun
 from ranx import evaluate as ranx_evaluate
 
+from rerank_eval.metrics.jit import quiet_jit
 from rerank_eval.metrics.specs import MetricSpec
 
 CONVENTIONS = {
@@ -73,8 +74,9 @@ def evaluate_ranking(
         if len(requested) == 1:
             # ranx returns a bare array (and mislabels it) for a single metric: ask for two.
             requested.append("precision@1" if requested[0] != "precision@1" else "recall@1")
-        values = ranx_evaluate(ranx_qrels, ranx_run, requested, return_mean=False,
-                               save_results_in_run=False)
+        with quiet_jit():
+            values = ranx_evaluate(ranx_qrels, ranx_run, requested, return_mean=False,
+                                   save_results_in_run=False)
         order = list(ranx_run.get_query_ids())
         for m in metrics:
             arr = np.asarray(values[names[m.name]], dtype=float)

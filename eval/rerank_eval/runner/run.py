@@ -210,7 +210,7 @@ def _execute(experiments: list[ExperimentConfig], shared: ExperimentConfig,
     rerankers = _build_rerankers(shared)
     executor = cache = None
     try:
-        executor = make_executor(shared.executor, log=logger.info)
+        executor = make_executor(shared.executor)
         prepared: list[PreparedDataset] = []
         for exp in experiments:
             if isinstance(outputs, _SweepOutputs):

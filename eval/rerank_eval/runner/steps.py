@@ -65,7 +65,6 @@ def prepare_first_stage(config: ExperimentConfig) -> PreparedDataset:
     fs_cfg = config.first_stage
     first_stage = FIRST_STAGES[fs_cfg.kind](fs_cfg.params, base_dir=config.base_dir,
                                             field=f"{fs_cfg.where}.{fs_cfg.kind}")
-    first_stage.log = logger.info
     t0 = time.perf_counter()
     fs_run = first_stage.retrieve(dataset, fs_cfg.depth)
     if config.dataset.drop_self_matches:

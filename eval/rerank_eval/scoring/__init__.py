@@ -24,7 +24,7 @@ def ray_available() -> bool:
     return True
 
 
-def make_executor(config: ExecutorConfig, *, log=print, **kwargs: Any) -> Executor:
+def make_executor(config: ExecutorConfig, **kwargs: Any) -> Executor:
     """The executor a config asks for; ``ray`` without Ray installed is a one-line InputError."""
     from rerank_eval.scoring.executors import LocalExecutor
 
@@ -35,5 +35,5 @@ def make_executor(config: ExecutorConfig, *, log=print, **kwargs: Any) -> Execut
             raise InputError(RAY_INSTALL_HELP)
         from rerank_eval.scoring.ray_executor import RayExecutor
 
-        return RayExecutor(config, log=log, **kwargs)
+        return RayExecutor(config, **kwargs)
     raise InputError(f"executor: unknown executor {config.kind!r}")

@@ -11,6 +11,7 @@ latency probes never count as scored pairs.
 from __future__ import annotations
 
 import copy
+import logging
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -21,8 +22,11 @@ import numpy as np
 
 from rerank_eval.datasets import Dataset
 from rerank_eval.params import Int, NonNegativeInt, Params
+from rerank_eval.progress import Progress
 from rerank_eval.rerankers.base import Reranker
 from rerank_eval.runs import Run
+
+logger = logging.getLogger(__name__)
 
 
 class LatencyConfig(Params):
@@ -107,8 +111,11 @@ def time_latency_plan(reranker: Reranker, plan: LatencyPlan
     timings: dict[int, list[float]] = {d: [] for d in plan.depths}
     pairs_seen: dict[int, list[int]] = {d: [] for d in plan.depths}
     shapes = [q for _ in range(reranker.latency_warmup_rounds()) for q in plan.sample]
+    warmup = plan.warmup + shapes
+    calls = (len(warmup) + len(plan.sample)) * len(plan.depths)
+    bar = Progress(f"{reranker.name}: latency probes", calls, unit="calls", logger=logger)
     try:
-        for phase, queries in (("warmup", plan.warmup + shapes), ("measure", plan.sample)):
+        for phase, queries in (("warmup", warmup), ("measure", plan.sample)):
             for q in queries:
                 order = list(plan.depths)
                 rng.shuffle(order)
@@ -122,7 +129,12 @@ def time_latency_plan(reranker: Reranker, plan: LatencyPlan
                     if phase == "measure":
                         timings[depth].append(elapsed)
                         pairs_seen[depth].append(len(pairs))
+                    bar.update()
+        bar.close(f"{reranker.name}: latency measured on {len(plan.sample)} queries x "
+                  f"{len(plan.depths)} depths in {bar.elapsed:.1f} s "
+                  f"(after {len(warmup)} warm-up)")
     finally:
+        bar.abort()  # an interrupted measurement: the bar goes, no summary line
         reranker.stats = saved
     return {str(d): {**latency_summary(timings[d]),
                      "pairs_per_query": float(np.mean(pairs_seen[d])) if pairs_seen[d] else 0.0}
@@ -146,13 +158,19 @@ def measure_first_stage_latency(
     if search_one is None or cfg.queries <= 0:
         return None
     warm, sample = _sample(list(dataset.queries), cfg)
-    for q in warm:
-        search_one(dataset.queries[q])
     values = []
-    for q in sample:
-        t0 = time.perf_counter()
-        search_one(dataset.queries[q])
-        values.append((time.perf_counter() - t0) * 1000.0)
+    with Progress("first stage: latency probes", len(warm) + len(sample), unit="queries",
+                  logger=logger) as bar:
+        for q in warm:
+            search_one(dataset.queries[q])
+            bar.update()
+        for q in sample:
+            t0 = time.perf_counter()
+            search_one(dataset.queries[q])
+            values.append((time.perf_counter() - t0) * 1000.0)
+            bar.update()
+        bar.close(f"first stage: latency measured on {len(sample)} queries in "
+                  f"{bar.elapsed:.1f} s (after {len(warm)} warm-up)")
     return latency_summary(values)
 
 

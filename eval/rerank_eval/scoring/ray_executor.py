@@ -15,6 +15,7 @@ asks for it.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -43,9 +44,12 @@ from rerank_eval.scoring.shortlist import (
     PAIRS_PER_CHUNK,
     CacheView,
     ProgressFn,
+    ScoringProgress,
     chunk_pairs,
     plan_chunks,
 )
+
+logger = logging.getLogger(__name__)
 
 PACKAGE_DIR = str(Path(rerank_eval.__file__).resolve().parent)
 IN_FLIGHT_PER_WORKER = 2
@@ -104,11 +108,10 @@ class RayExecutor(Executor):
 
     kind = "ray"
 
-    def __init__(self, config: ExecutorConfig, *, log=print, max_attempts: int = MAX_ATTEMPTS,
+    def __init__(self, config: ExecutorConfig, *, max_attempts: int = MAX_ATTEMPTS,
                  pairs_per_chunk: int = PAIRS_PER_CHUNK):
         super().__init__(pairs_per_chunk=pairs_per_chunk)
         self.config = config
-        self.log = log
         self.max_attempts = max_attempts
         self.actors: list[Any] = []  # live actor handles, one per slot (tests kill them)
         self._pool_key: tuple | None = None  # the reranker the pool was built for
@@ -131,6 +134,11 @@ class RayExecutor(Executor):
         # ray.init replaces the driver's SIGTERM handler with one that aborts the process;
         # the host program's handler (the CLI's: stop like Ctrl-C, keep finished work) stays.
         sigterm = signal.getsignal(signal.SIGTERM)
+        # Ray's notices at start-up ("Token authentication is enabled for this Ray cluster...")
+        # are held back and summed up in our one line below.
+        notices = _Notices()
+        notice_logger = logging.getLogger(RAY_AUTH_LOGGER)
+        notice_logger.addFilter(notices)
         try:
             # Workers import the driver's copy of this package (shipped through Ray's object
             # store), not whatever version a worker machine has installed, or none.
@@ -142,9 +150,22 @@ class RayExecutor(Executor):
             raise InputError(f"executor.ray.address: cannot start or reach Ray at "
                              f"{address!r}: {reason}") from None
         finally:
+            notice_logger.removeFilter(notices)
             if threading.current_thread() is threading.main_thread() and sigterm is not None:
                 signal.signal(signal.SIGTERM, sigterm)
         self._owns_ray = True
+        auth = ""
+        if any(m.startswith("Token authentication is enabled") for m in notices.messages):
+            auth = " (token authentication on; RAY_AUTH_MODE=disabled turns it off)"
+        elif any(m.startswith("Token authentication is disabled") for m in notices.messages):
+            auth = " (token authentication off)"
+        what = ("started a local Ray instance" if address == "local"
+                else f"connected to Ray at {address}")
+        resources = ray.cluster_resources()
+        logger.info(f"executor.ray: {what}{auth}: {resources.get('CPU', 0):g} CPUs, "
+                    f"{resources.get('GPU', 0):g} GPUs")
+        for message in notices.messages:
+            logger.debug(f"executor.ray: Ray said: {message}")
 
     def _pool_size(self, chunks: int) -> int:
         if self.config.workers is not None:
@@ -175,45 +196,46 @@ class RayExecutor(Executor):
         view = CacheView(cache, reranker, dataset)
         works = [view.split(keys) for keys in chunks]
         total, done = sum(len(keys) for keys in chunks), 0
-        todo = []  # chunks with misses, in chunk order
-        for i, work in enumerate(works):
-            if work.misses:
-                todo.append(i)
-            else:  # all cached: complete it here, no worker needed
-                view.complete(work, [], None, scores)
-                work.cached.clear()
+        with ScoringProgress(reranker, total, progress) as bar:
+            todo = []  # chunks with misses, in chunk order
+            for i, work in enumerate(works):
+                if work.misses:
+                    todo.append(i)
+                else:  # all cached: complete it here, no worker needed
+                    view.complete(work, [], None, scores)
+                    work.cached.clear()
+                    done += len(work.keys)
+                    bar(done, total)
+            self.run_info = {"kind": self.kind, "address": self.config.address, "workers": 0,
+                             "chunks_scored": len(todo),
+                             "chunks_from_cache": len(chunks) - len(todo),
+                             "pool": None, "retried_chunks": 0, "replaced_workers": 0,
+                             "per_worker": []}
+            if not todo:
+                return scores
+
+            def finished(i: int, values: np.ndarray, flags: np.ndarray | None,
+                         truncated: int) -> None:
+                nonlocal done
+                work = works[i]
+                view.complete(work, values, flags, scores)  # cached at once: a crash loses none
+                work.cached.clear()  # merged: free the hits (a pass can hold millions)
+                reranker.stats.pairs_scored += len(work.misses)
+                reranker.stats.pairs_truncated += truncated
                 done += len(work.keys)
-                if progress is not None:
-                    progress(done, total)
-        self.run_info = {"kind": self.kind, "address": self.config.address, "workers": 0,
-                         "chunks_scored": len(todo), "chunks_from_cache": len(chunks) - len(todo),
-                         "pool": None, "retried_chunks": 0, "replaced_workers": 0,
-                         "per_worker": []}
-        if not todo:
-            return scores
+                bar(done, total)
 
-        def finished(i: int, values: np.ndarray, flags: np.ndarray | None,
-                     truncated: int) -> None:
-            nonlocal done
-            work = works[i]
-            view.complete(work, values, flags, scores)  # cached at once: a crash loses no more
-            work.cached.clear()  # merged: free the hits (a pass can hold millions)
-            reranker.stats.pairs_scored += len(work.misses)
-            reranker.stats.pairs_truncated += truncated
-            done += len(work.keys)
-            if progress is not None:
-                progress(done, total)
-
-        try:
-            per_worker = self._score_chunks(
-                reranker, todo, lambda i: chunk_pairs(dataset, works[i].misses),
-                self._pool_size(len(todo)), finished)
-        except BaseException:
-            self._release()  # a failed run leaves no workers behind
-            raise
-        for stats in per_worker:
-            stats["pairs_per_s"] = stats["pairs"] / stats["busy_s"] if stats["busy_s"] else None
-        self.run_info.update(workers=len(per_worker), per_worker=per_worker)
+            try:
+                per_worker = self._score_chunks(
+                    reranker, todo, lambda i: chunk_pairs(dataset, works[i].misses),
+                    self._pool_size(len(todo)), finished)
+            except BaseException:
+                self._release()  # a failed run leaves no workers behind
+                raise
+            for stats in per_worker:
+                stats["pairs_per_s"] = (stats["pairs"] / stats["busy_s"] if stats["busy_s"]
+                                        else None)
+            self.run_info.update(workers=len(per_worker), per_worker=per_worker)
         return scores
 
     def _score_chunks(self, reranker: Reranker, todo: list[int],
@@ -248,10 +270,11 @@ class RayExecutor(Executor):
                                 timeout=WAIT_NOTICE_S)
             if not ready:
                 if not any(self._ready):
-                    self.log(f"executor.ray: no worker has started after {WAIT_NOTICE_S:.0f} s "
-                             f"({n_workers} asked, each {self.config.num_cpus_per_worker} CPU, "
-                             f"{self.config.num_gpus_per_worker} GPU); cluster has "
-                             f"{ray.available_resources()}")
+                    logger.warning(
+                        f"executor.ray: no worker has started after {WAIT_NOTICE_S:.0f} s "
+                        f"({n_workers} asked, each {self.config.num_cpus_per_worker} CPU, "
+                        f"{self.config.num_gpus_per_worker} GPU); cluster has "
+                        f"{ray.available_resources()}")
                 continue
             ref = ready[0]
             if ref in self._starting:  # a worker finished loading its model, or died doing so
@@ -325,7 +348,7 @@ class RayExecutor(Executor):
         ray.kill(actor, no_restart=True)
         self._start(slot, reranker)
         self.run_info["replaced_workers"] += 1
-        self.log(f"executor.ray: worker {slot} lost; its chunks go to other workers")
+        logger.warning(f"executor.ray: worker {slot} lost; its chunks go to other workers")
 
     def _ensure_pool(self, reranker: Reranker, n_workers: int) -> bool:
         """Reuse the pool when the same reranker scores again (another dataset of a sweep, a
@@ -353,6 +376,21 @@ class RayExecutor(Executor):
         if self._owns_ray:
             ray.shutdown()
             self._owns_ray = False
+
+
+RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+class _Notices(logging.Filter):
+    """Holds a logger's records back, keeping their messages."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.messages.append(record.getMessage())
+        return False
 
 
 def _pool_key(reranker: Reranker) -> tuple:

@@ -8,13 +8,18 @@ written as soon as the chunk is done (a killed run resumes where it stopped).
 
 from __future__ import annotations
 
+import copy
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rerank_eval.datasets import Dataset
+from rerank_eval.progress import Progress
 from rerank_eval.rerankers.base import Reranker
 from rerank_eval.runs import Run
 from rerank_eval.scoring.cache import CachedScore, ScoreCache, fingerprint_hash, text_sha
+
+logger = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int], None]
 Key = tuple[str, str]  # (query id, doc id)
@@ -35,25 +40,73 @@ def score_shortlist(
 
     ``reranker.stats`` counts model calls (``pairs_scored``), cache hits (``pairs_from_cache``)
     and truncated inputs among all the shortlist's pairs, cached or not (``pairs_truncated``).
+    A progress bar (pairs/s) shows while it runs and one INFO line sums it up (``progress``:
+    an extra callback, ``progress(done, total)`` after each chunk).
     """
     chunks = plan_chunks(shortlist, pairs_per_chunk)
     total = sum(len(keys) for keys in chunks)
     done = 0
     scores: dict[str, dict[str, float]] = {q: {} for q in shortlist.ranking}
     view = CacheView(cache, reranker, dataset)
-    for keys in chunks:
-        work = view.split(keys)
-        values: Sequence[float] = []
-        flags = None
-        if work.misses:
-            # The model's own score() counts pairs_scored and pairs_truncated.
-            values = reranker.score(chunk_pairs(dataset, work.misses))
-            flags = reranker.last_truncated
-        view.complete(work, values, flags, scores)
-        done += len(keys)
-        if progress is not None:
-            progress(done, total)
+    with ScoringProgress(reranker, total, progress) as bar:
+        for keys in chunks:
+            work = view.split(keys)
+            values: Sequence[float] = []
+            flags = None
+            if work.misses:
+                # The model's own score() counts pairs_scored and pairs_truncated.
+                values = reranker.score(chunk_pairs(dataset, work.misses))
+                flags = reranker.last_truncated
+            view.complete(work, values, flags, scores)
+            done += len(keys)
+            bar(done, total)
     return scores
+
+
+class ScoringProgress:
+    """One scoring pass as the user sees it, whatever the executor: a bar of pairs (with
+    pairs/s and ETA) while it runs, then one INFO line (pairs scored by the model, from the
+    cache, time and rate) and, when inputs were cut, how many. ``callback`` (the executor's
+    ``progress`` argument) gets every ``(done, total)`` too."""
+
+    def __init__(self, reranker: Reranker, total: int, callback: ProgressFn | None = None):
+        self.reranker = reranker
+        self.callback = callback
+        self.before = copy.copy(reranker.stats)
+        self.bar = Progress(f"{reranker.name}: scoring", total, unit="pairs", level=None,
+                            logger=logger)
+
+    def __call__(self, done: int, total: int) -> None:
+        self.bar(done, total)
+        if self.callback is not None:
+            self.callback(done, total)
+
+    def __enter__(self) -> ScoringProgress:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.bar.abort()
+            return
+        seconds = self.bar.close()
+        name, stats, before = self.reranker.name, self.reranker.stats, self.before
+        total = self.bar.n
+        scored = stats.pairs_scored - before.pairs_scored
+        cached = stats.pairs_from_cache - before.pairs_from_cache
+        truncated = stats.pairs_truncated - before.pairs_truncated
+        rate = f" ({scored / seconds:,.1f} pairs/s)" if seconds > 0 and scored else ""
+        if not cached:
+            logger.info(f"{name}: scored {scored:,} pairs in {seconds:.1f} s{rate}")
+        elif not scored:
+            logger.info(f"{name}: {total:,} pairs from the score cache in {seconds:.1f} s")
+        else:
+            logger.info(f"{name}: {total:,} pairs in {seconds:.1f} s: {cached:,} from the "
+                        f"score cache, {scored:,} scored{rate}")
+        if truncated:
+            # The engine counts cut inputs itself (tokenizers' per-sequence warning is off).
+            length = self.reranker.describe().get("max_length")
+            at = f"at {length} tokens" if length else "to the model's maximum length"
+            logger.info(f"{name}: {truncated:,} of {total:,} pairs truncated {at}")
 
 
 @dataclass

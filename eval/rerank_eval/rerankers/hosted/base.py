@@ -15,6 +15,7 @@ counts the queries whose candidates were spread over several requests, and a
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import random
@@ -41,6 +42,7 @@ from rerank_eval.params import (
     Str,
     field_error,
 )
+from rerank_eval.progress import Progress
 from rerank_eval.rerankers.base import Reranker, RerankerParams
 from rerank_eval.rerankers.hosted.ratelimit import RateLimiter
 from rerank_eval.rerankers.hosted.response import (
@@ -55,6 +57,8 @@ from rerank_eval.rerankers.hosted.transport import (
     is_loopback,
     parse_retry_after,
 )
+
+logger = logging.getLogger(__name__)
 
 PRICE_UNITS = {"search_units": "per_1k_search_units", "tokens": "per_1m_tokens"}
 CHARS_PER_TOKEN = 4  # estimate for the client-side tokens/min limit (providers bill real counts)
@@ -274,8 +278,14 @@ class HostedReranker(Reranker):
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.concurrency,
                                                 thread_name_prefix=f"{self.kind}-http")
+        # A bar of requests (the scoring pass's bar counts pairs); its line only at DEBUG, as
+        # a pass makes one such call per chunk of pairs.
+        bar = Progress(f"{self.name}: requests", len(chunks), unit="requests",
+                       done=f"{self.name}: sent", level=logging.DEBUG, logger=logger)
         futures: dict[Future, _Chunk] = {self._executor.submit(self._request, c): c
                                          for c in chunks}
+        for f in futures:
+            f.add_done_callback(lambda _f: bar.update())
         try:
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
             for f in pending:
@@ -284,7 +294,9 @@ class HostedReranker(Reranker):
                 f.result()
             for f, c in futures.items():
                 out[c.offset:c.offset + len(c.passages)] = f.result()
+            bar.close()
         finally:
+            bar.abort()
             with self._lock:
                 self._usage["queries_split"] += len(split)
             self._publish()

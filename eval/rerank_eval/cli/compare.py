@@ -1,4 +1,5 @@
-"""The ``compare`` and ``gate`` subcommands (argparse wiring only; the work is elsewhere)."""
+"""``rerank-eval compare`` and ``rerank-eval gate`` (argparse wiring only; the work is in
+``rerank_eval.compare``, imported when a command runs)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import sys
 from typing import Any
 
-from rerank_eval.compare import stats
+from rerank_eval.compare import options
 from rerank_eval.errors import InputError
 from rerank_eval.files import atomic_write_text
 
@@ -24,9 +25,10 @@ class _RuleItem(argparse.Action):
         namespace.rule_items = items
 
 
-def add_commands(sub: Any) -> None:
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Register ``compare`` and ``gate`` on the CLI's subparsers."""
-    cmp = sub.add_parser("compare", help="compare systems with paired significance tests")
+    cmp = sub.add_parser("compare", parents=[common],
+                         help="compare systems with paired significance tests")
     cmp.add_argument("inputs", nargs="+", metavar="RESULTS_OR_RUN",
                      help="results.json files (or their folders) and/or TREC run files")
     cmp.add_argument("--qrels", help="qrels file for TREC runs (BEIR tsv or TREC format)")
@@ -35,13 +37,13 @@ def add_commands(sub: Any) -> None:
                      help="metric to compare (repeatable; default: every shared metric)")
     cmp.add_argument("--depth", type=int, action="append", default=[],
                      help="reranking depth (repeatable; default: every depth)")
-    cmp.add_argument("--test", default="t-test", choices=stats.TESTS,
+    cmp.add_argument("--test", default="t-test", choices=options.TESTS,
                      help="test behind p and significance (default: t-test)")
-    cmp.add_argument("--correction", default="holm", choices=stats.CORRECTIONS,
+    cmp.add_argument("--correction", default="holm", choices=options.CORRECTIONS,
                      help="multiple-comparison correction across systems (default: holm)")
     cmp.add_argument("--alpha", type=float, default=0.05)
-    cmp.add_argument("--permutations", type=int, default=stats.DEFAULT_PERMUTATIONS)
-    cmp.add_argument("--bootstrap", type=int, default=stats.DEFAULT_BOOTSTRAP)
+    cmp.add_argument("--permutations", type=int, default=options.DEFAULT_PERMUTATIONS)
+    cmp.add_argument("--bootstrap", type=int, default=options.DEFAULT_BOOTSTRAP)
     cmp.add_argument("--seed", type=int, default=0)
     cmp.add_argument("--relevance-threshold", type=int, default=1,
                      help="for TREC runs: grade counted relevant by binary metrics")
@@ -50,7 +52,8 @@ def add_commands(sub: Any) -> None:
     cmp.set_defaults(func=_cmd_compare)
 
     gate = sub.add_parser(
-        "gate", help="fail (exit 1) when a candidate regresses against a baseline",
+        "gate", parents=[common],
+        help="fail (exit 1) when a candidate regresses against a baseline",
         description="Rule options after --metric apply to that metric; given before any "
                     "--metric they are defaults for every rule.")
     gate.add_argument("--baseline", required=True, help="baseline results.json (or folder)")
@@ -67,7 +70,7 @@ def add_commands(sub: Any) -> None:
     gate.add_argument("--max-p95-ratio", type=float, action=_RuleItem,
                       help="latency rule: candidate p95 <= ratio x baseline p95 (same hardware)")
     gate.add_argument("--rules", help="YAML file of rules (instead of rule flags)")
-    gate.add_argument("--test", choices=stats.TESTS, help="paired test for --alpha "
+    gate.add_argument("--test", choices=options.TESTS, help="paired test for --alpha "
                       "(default: t-test)")
     gate.add_argument("--junit", help="write JUnit XML here")
     gate.set_defaults(func=_cmd_gate, rule_items=[])
