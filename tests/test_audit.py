@@ -96,7 +96,7 @@ def test_audit_k_is_configurable_and_validated(tmp_path):
     assert _config(tmp_path, audit={"k": 5}).resolved()["audit"] == {"k": 5}
     with pytest.raises(InputError, match="audit: unknown key 'cut'"):
         _config(tmp_path, audit={"cut": 5})
-    with pytest.raises(InputError, match="audit.k: must be >= 1"):
+    with pytest.raises(InputError, match="audit.k: must be a positive integer, got 0"):
         _config(tmp_path, audit={"k": 0})
 
 

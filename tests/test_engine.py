@@ -186,9 +186,9 @@ def test_describe_records_the_path_that_ran(tiny_cross_encoder):
 
 
 @pytest.mark.parametrize("key,value,message", [
-    ("compile", "sometimes", "compile: use auto, true or false"),
-    ("max_tokens_per_batch", 0, "max_tokens_per_batch: a positive integer"),
-    ("compile_min_pairs", "many", "compile_min_pairs: a positive integer"),
+    ("compile", "sometimes", "compile: expected auto, true or false, got 'sometimes'"),
+    ("max_tokens_per_batch", 0, "max_tokens_per_batch: must be a positive integer, got 0"),
+    ("compile_min_pairs", "many", "compile_min_pairs: expected an integer, got 'many'"),
 ])
 def test_bad_speed_settings_are_input_errors(tiny_cross_encoder, key, value, message):
     with pytest.raises(InputError, match=message):

@@ -114,7 +114,7 @@ def test_importing_the_cli_imports_no_heavy_library():
 def test_help_runs_without_heavy_imports():
     proc = subprocess.run([sys.executable, "-m", "rerank_eval", "--help"], capture_output=True,
                           text=True, cwd=EVAL_DIR, timeout=120)
-    assert proc.returncode == 0 and "{run,bench,compare,gate,report,cache}" in proc.stdout
+    assert proc.returncode == 0 and "{run,bench,compare,gate,report,cache,schema}" in proc.stdout
 
 
 # --- progress bars ------------------------------------------------------------------------------
@@ -312,7 +312,7 @@ def test_ray_token_notice_becomes_our_line(monkeypatch, caplog, capfd):
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
     caplog.set_level(logging.DEBUG, logger="rerank_eval")
     executor = object.__new__(ray_executor.RayExecutor)
-    executor.config = ExecutorConfig(kind="ray")
+    executor.config = ExecutorConfig.on_ray()
     executor._connect()
     assert "Token authentication" not in capfd.readouterr().err
     info = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]

@@ -14,6 +14,7 @@ from rerank_eval.bench import format_report
 from rerank_eval.compare import compare_systems, load_systems
 from rerank_eval.compare.render import render
 from rerank_eval.reports.terminal import frame_table, text_table
+from rerank_eval.results import FirstStage
 from rerank_eval.runner.results import StageResult, summary_table
 
 NUMBER = re.compile(r"^[<>]?[+\-]?\d[\d,]*(\.\d+)?(e[+\-]\d+)?$")
@@ -48,15 +49,16 @@ def _rows(lines: list[str]) -> int:
 
 def _summary() -> str:
     def ev(v: float) -> SimpleNamespace:
-        return SimpleNamespace(means={"ndcg@10": v, "recall@100": v / 2})
+        return SimpleNamespace(means={"ndcg@10": v, "recall@100": v / 2}, queries=1,
+                               queries_without_results=0)
 
     result = SimpleNamespace(
         config=SimpleNamespace(metrics=[SimpleNamespace(name="ndcg@10"),
                                         SimpleNamespace(name="recall@100")]),
         first_stage=StageResult("bm25", "first_stage", None, {None: ev(0.3125)},
-                                {"depth": 100}),
+                                FirstStage(name="bm25", depth=100)),
         rerankers=[StageResult("a-much-longer-reranker-name", "cross-encoder", "m",
-                               {10: ev(0.4), 100: ev(0.45)})])
+                               {10: ev(0.4), 100: ev(0.45)}, None)])
     return summary_table(result)  # type: ignore[arg-type]
 
 
