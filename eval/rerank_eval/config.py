@@ -124,12 +124,10 @@ class _Located(Params):
         self._base_dir, self._source_path, self._raw = base_dir, source_path, raw
 
 
-class ExperimentConfig(_Located):
-    """One experiment: a dataset, its first stage, and rerankers scored at each depth."""
+class _SharedSections(_Located):
+    """What every dataset of a config shares: rerankers, depths, metrics, cost measurement,
+    cache and executor (one experiment's, or each cell's of a sweep)."""
 
-    name: Annotated[Name, Field(description="Names the results folder (reports/<name>/).")]
-    dataset: DatasetConfig
-    first_stage: FirstStageConfig  # type: ignore[valid-type]
     rerankers: Rerankers = []  # type: ignore[valid-type]
     depths: Depths | None = None
     """Rerank depths (each <= first_stage.depth; default: [first_stage.depth])."""
@@ -144,6 +142,14 @@ class ExperimentConfig(_Located):
     recommendation: RecommendationConfig = Field(default_factory=RecommendationConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+
+
+class ExperimentConfig(_SharedSections):
+    """One experiment: a dataset, its first stage, and rerankers scored at each depth."""
+
+    name: Annotated[Name, Field(description="Names the results folder (reports/<name>/).")]
+    dataset: DatasetConfig
+    first_stage: FirstStageConfig  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _across_sections(self) -> ExperimentConfig:
@@ -207,7 +213,7 @@ class SweepDataset(DatasetConfig):
         return self
 
 
-class SweepConfig(_Located):
+class SweepConfig(_SharedSections):
     """Several datasets x rerankers (``datasets:``): one ExperimentConfig per dataset
     (``experiments``), each with its own dataset, name and first stage; rerankers, depths,
     metrics, cache and executor are the same in all of them."""
@@ -217,16 +223,6 @@ class SweepConfig(_Located):
         is_non_empty_list, "expected a non-empty list of dataset mappings")]
     first_stage: FirstStageConfig | None = None  # type: ignore[valid-type]
     """The first stage of every dataset without one of its own."""
-    rerankers: Rerankers = []  # type: ignore[valid-type]
-    depths: Depths | None = None
-    metrics: Metrics | None = None
-    relevance_threshold: PositiveInt = 1
-    sanity_check: Bool = True
-    audit: AuditConfig = Field(default_factory=AuditConfig)
-    latency: LatencyConfig = Field(default_factory=LatencyConfig)
-    recommendation: RecommendationConfig = Field(default_factory=RecommendationConfig)
-    cache: CacheConfig = Field(default_factory=CacheConfig)
-    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
 
     _experiments: list[ExperimentConfig] = PrivateAttr(default_factory=list)
 
@@ -248,8 +244,7 @@ class SweepConfig(_Located):
                 ds.first_stage._where = f"datasets[{i}].first_stage"
             cells.append((ds, fs))
         _check_shared(self, [fs for _, fs in cells], self.first_stage or cells[0][1])
-        shared = {k: getattr(self, k) for k in ExperimentConfig.model_fields
-                  if k not in {"name", "dataset", "first_stage"}}
+        shared = {k: getattr(self, k) for k in _SharedSections.model_fields}
         self._experiments = [
             ExperimentConfig.model_construct(name=f"{self.name}-{ds.name}", dataset=ds,
                                              first_stage=fs, **shared)
