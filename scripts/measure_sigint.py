@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from rerank_eval.scoring.cache import count_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -29,17 +30,6 @@ PATHS = {
     "compiled": "dtype: float32, compile: true",
     "ray": "dtype: float32",
 }
-
-
-def cache_rows(path: Path) -> int:
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        try:
-            return int(db.execute("SELECT COUNT(*) FROM scores").fetchone()[0])
-        finally:
-            db.close()
-    except sqlite3.OperationalError:
-        return 0
 
 
 def measure(name: str, tmp: Path, sig: signal.Signals) -> str:
@@ -60,7 +50,7 @@ def measure(name: str, tmp: Path, sig: signal.Signals) -> str:
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 900
-    while cache_rows(cache) == 0 and proc.poll() is None and time.monotonic() < deadline:
+    while count_scores(cache) == 0 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     if proc.poll() is not None:
         return f"{name:9s} finished before SIGINT (rc {proc.returncode})"
@@ -70,7 +60,7 @@ def measure(name: str, tmp: Path, sig: signal.Signals) -> str:
     exit_s = time.monotonic() - sent
     last = (err.strip().splitlines() or [""])[-1]
     return (f"{name:9s} {sig.name}->exit {exit_s:6.2f} s  rc {proc.returncode}  cached rows "
-            f"{cache_rows(cache)}  stderr: {last}")
+            f"{count_scores(cache)}  stderr: {last}")
 
 
 def main() -> None:

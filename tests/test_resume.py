@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from rerank_eval.results import strip_measurements
+from rerank_eval.scoring.cache import count_scores
 from synthetic import write_beir, write_config
 
 EVAL_DIR = Path(__file__).resolve().parents[1] / "eval"
@@ -37,19 +37,6 @@ sys.exit(main(sys.argv[1:]))
 """
 
 QUERIES, DEPTH = 100, 30  # 3000 pairs: 3 chunks of score_shortlist's default 1024 pairs
-
-
-def _cache_rows(path: Path) -> int:
-    if not path.exists():
-        return 0
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        try:
-            return int(db.execute("SELECT COUNT(*) FROM scores").fetchone()[0])
-        finally:
-            db.close()
-    except sqlite3.OperationalError:  # schema not created yet
-        return 0
 
 
 def _start(tmp_path: Path, config: Path, workdir: Path, cache: Path, delay: float,
@@ -119,7 +106,7 @@ def test_killed_run_resumes_from_the_cache_with_identical_results(setup, sig, br
     workdir = tmp / f"killed-{sig.name}-{branch}"
     proc = _start(tmp, config, workdir, cache, delay=3.0, native_bf16=branch)
     deadline = time.monotonic() + 300
-    while _cache_rows(cache) == 0:
+    while count_scores(cache) == 0:
         assert proc.poll() is None, proc.communicate()[1]
         assert time.monotonic() < deadline, "no scores reached the cache"
         time.sleep(0.05)
@@ -127,7 +114,7 @@ def test_killed_run_resumes_from_the_cache_with_identical_results(setup, sig, br
     sent = time.monotonic()
     _, err = proc.communicate(timeout=120)
     exit_s = time.monotonic() - sent
-    saved = _cache_rows(cache)
+    saved = count_scores(cache)
     assert 0 < saved < total  # killed mid-scoring, first chunk(s) kept
     if sig in STOPS:
         code, word = STOPS[sig]

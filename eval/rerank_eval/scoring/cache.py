@@ -259,6 +259,22 @@ class _Transaction:
         self.db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
 
 
+def count_scores(path: str | Path) -> int:
+    """How many scores a cache file holds, read-only (safe while a run writes to it, as a
+    monitor or a test watching a run does); 0 for a missing file or one without its schema."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM scores").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.OperationalError:  # schema not created yet
+        return 0
+
+
 def open_cache(enabled: bool, path: str | Path | None = None) -> ScoreCache | None:
     """The run's cache: None when disabled; ``path`` (from the config) else the default."""
     if not enabled:
