@@ -3,6 +3,7 @@ output cut and the depth recommendation, as plain data for results.json."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,6 +21,8 @@ from rerank_eval.scoring.latency import (
     throughput,
 )
 
+logger = logging.getLogger(__name__)
+
 
 def benchmark_reranker(
     reranker: Reranker,
@@ -32,7 +35,6 @@ def benchmark_reranker(
     evaluations: Mapping[int | None, Evaluation],
     scoring_s: float,
     description: dict[str, Any],
-    log: Callable[[str], None] = print,
     measure_latency: LatencyFn,
 ) -> dict[str, Any]:
     """Everything results.json records about a reranker's cost and its recommended depth.
@@ -88,7 +90,7 @@ def benchmark_reranker(
     info["recommended_depth"] = rec.depth
     info["recommendation"] = rec.as_dict()
     for line in rec.reasoning:
-        log(f"{reranker.name} recommendation: {line}")
+        logger.info(f"{reranker.name} recommendation: {line}")
     return info
 
 

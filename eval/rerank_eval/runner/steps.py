@@ -139,7 +139,7 @@ def score_reranker(prepared: PreparedDataset, rr_cfg: RerankerConfig, reranker: 
     cost = benchmark_reranker(
         reranker, dataset, config, first_stage=fs_run, shortlist=prepared.shortlist,
         model_scores=model_scores, evaluations=evaluations, scoring_s=elapsed,
-        description=description, log=logger.info, measure_latency=executor.measure_latency)
+        description=description, measure_latency=executor.measure_latency)
     stats = reranker.stats
     entry = RerankerEntry(
         name=rr_cfg.name, kind=rr_cfg.kind, model=reranker.model_id,
