@@ -128,7 +128,7 @@ class _SharedSections(_Located):
     """What every dataset of a config shares: rerankers, depths, metrics, cost measurement,
     cache and executor (one experiment's, or each cell's of a sweep)."""
 
-    rerankers: Rerankers = []  # type: ignore[valid-type]
+    rerankers: Rerankers = []
     depths: Depths | None = None
     """Rerank depths (each <= first_stage.depth; default: [first_stage.depth])."""
     metrics: Metrics | None = None
@@ -143,18 +143,42 @@ class _SharedSections(_Located):
     cache: CacheConfig = Field(default_factory=CacheConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
 
+    @property
+    def resolved_depths(self) -> list[int]:
+        """``depths`` as validation filled them in (sorted, unique, never None)."""
+        if self.depths is None:
+            raise RuntimeError("depths are filled in by validation: build configs with "
+                               "parse_config or the model's constructor")
+        return self.depths
+
+    @property
+    def resolved_metrics(self) -> list[MetricSpec]:
+        """``metrics`` as validation filled them in (never None)."""
+        if self.metrics is None:
+            raise RuntimeError("metrics are filled in by validation: build configs with "
+                               "parse_config or the model's constructor")
+        return self.metrics
+
 
 class ExperimentConfig(_SharedSections):
     """One experiment: a dataset, its first stage, and rerankers scored at each depth."""
 
     name: Annotated[Name, Field(description="Names the results folder (reports/<name>/).")]
     dataset: DatasetConfig
-    first_stage: FirstStageConfig  # type: ignore[valid-type]
+    first_stage: FirstStageConfig
 
     @model_validator(mode="after")
     def _across_sections(self) -> ExperimentConfig:
         _check_shared(self, [self.first_stage], self.first_stage)
         return self
+
+    @property
+    def dataset_name(self) -> str:
+        """The dataset's name: its ``name`` in a sweep (its folder there), else one from its
+        source (as a sweep would name it)."""
+        ds = self.dataset
+        name = ds.name if isinstance(ds, SweepDataset) else None
+        return name or _default_dataset_name(ds)
 
     def resolved(self) -> dict[str, Any]:
         """The config as it was understood, with defaults filled in (for results.json)."""
@@ -175,7 +199,7 @@ class ExperimentConfig(_SharedSections):
             "rerankers": [{"name": r.name, "kind": r.kind,
                            **r.params.model_dump(exclude_unset=True)} for r in self.rerankers],
             "depths": self.depths,
-            "metrics": [m.name for m in self.metrics],
+            "metrics": [m.name for m in self.resolved_metrics],
             "relevance_threshold": self.relevance_threshold,
             "sanity_check": self.sanity_check,
             "audit": self.audit.model_dump(),
@@ -200,7 +224,7 @@ class SweepDataset(DatasetConfig):
 
     name: Name | None = None
     """Its folder under the sweep's reports (default: its folder or collection name)."""
-    first_stage: FirstStageConfig | None = None  # type: ignore[valid-type]
+    first_stage: FirstStageConfig | None = None
 
     @model_validator(mode="after")
     def _default_name(self) -> SweepDataset:
@@ -221,7 +245,7 @@ class SweepConfig(_SharedSections):
     name: Annotated[Name, Field(description="Names the sweep's folder (reports/<name>/).")]
     datasets: Annotated[list[SweepDataset], Field(min_length=1), check_before(
         is_non_empty_list, "expected a non-empty list of dataset mappings")]
-    first_stage: FirstStageConfig | None = None  # type: ignore[valid-type]
+    first_stage: FirstStageConfig | None = None
     """The first stage of every dataset without one of its own."""
 
     _experiments: list[ExperimentConfig] = PrivateAttr(default_factory=list)

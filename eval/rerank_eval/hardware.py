@@ -30,7 +30,7 @@ ID_RULE = ("hw- + first 10 hex of sha256 over " + ", ".join(ID_FIELDS)
 def _cpuinfo() -> tuple[str, frozenset[str]]:
     """CPU model name and feature flags from ``/proc/cpuinfo`` (as ``lscpu`` shows them),
     read once per process: the one place this project reads it."""
-    model, flags = "", frozenset()
+    model, flags = "", frozenset[str]()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
@@ -108,6 +108,7 @@ def hardware_fingerprint() -> dict[str, Any]:
     """CPU, cores and threads used, RAM, GPU, driver/CUDA, OS and library versions, plus ``id``."""
     import torch
 
+    available: int | None
     try:
         available = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):

@@ -21,12 +21,13 @@ def score_distribution(
     bins: int = 40,
 ) -> dict[str, Any]:
     """Count, mean, std, quantiles and a shared-edge histogram of relevant / other pairs."""
-    rel, other = [], []
+    rel: list[float] = []
+    other: list[float] = []
     for q, docs in model_scores.items():
         judged = qrels.get(q, {})
         for d, s in docs.items():
             (rel if judged.get(d, 0) >= threshold else other).append(s)
-    all_scores = np.asarray(rel + other, dtype=float)
+    all_scores = np.asarray(rel + other, dtype=np.float64)
     all_scores = all_scores[np.isfinite(all_scores)]
     if all_scores.size == 0:
         return {"count": 0}

@@ -121,9 +121,9 @@ def compare_systems(
 
 def _compare_cell(systems: Sequence[System], base: System, metric: str, depth: int | None,
                   settings: Settings) -> Cell | None:
-    present = [(s, s.at(metric, depth)) for s in systems]
-    missing = [s.name for s, v in present if v is None]
-    present = [(s, v) for s, v in present if v is not None]
+    found = [(s, s.at(metric, depth)) for s in systems]
+    missing = [s.name for s, v in found if v is None]
+    present = [(s, v) for s, v in found if v is not None]
     base_values = base.at(metric, depth)
     if base_values is None or len(present) < 2:
         return None
@@ -150,7 +150,7 @@ def _compare_cell(systems: Sequence[System], base: System, metric: str, depth: i
             row.wins, row.ties, row.losses = wtl.wins, wtl.ties, wtl.losses
         rows.append(row)
     others = [r for r in rows if not r.baseline]
-    adjusted = stats.correct([r.p_value for r in others], settings.correction)
+    adjusted = stats.correct([r.p_values[settings.test] for r in others], settings.correction)
     for r, p in zip(others, adjusted):
         r.p_adjusted = p
         r.significant = p < settings.alpha

@@ -210,6 +210,7 @@ def check_metric(rule: MetricRule, base: Side, cand: Side, test: str = "t-test")
             raise InputError(f"--metric: {name} has no {rule.metric!r} at depth {depth} "
                              f"(it has: {', '.join(side.systems[name].metrics())})",
                              path=side.path)
+    assert b_vals is not None and c_vals is not None  # checked just above
     common = sorted(set(b_vals) & set(c_vals))
     dropped = len(set(b_vals) | set(c_vals)) - len(common)
     if not common:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from ranx.statistical_tests import paired_student_t_test
 from scipy.stats import wilcoxon
 
@@ -26,7 +27,7 @@ from rerank_eval.metrics.jit import quiet_jit
 TIE_TOLERANCE = 1e-9
 
 
-def _pair(baseline: Sequence[float], candidate: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def _pair(baseline: npt.ArrayLike, candidate: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     a = np.asarray(baseline, dtype=float)
     b = np.asarray(candidate, dtype=float)
     if a.shape != b.shape or a.ndim != 1:
@@ -38,7 +39,7 @@ def _identical(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.all(np.abs(b - a) <= TIE_TOLERANCE))
 
 
-def t_test(baseline: Sequence[float], candidate: Sequence[float]) -> float:
+def t_test(baseline: npt.ArrayLike, candidate: npt.ArrayLike) -> float:
     """Two-sided paired Student's t-test p-value (ranx's test, i.e. scipy.stats.ttest_rel).
 
     Identical systems have no variance to test; their p-value is 1 (no evidence of a
@@ -52,7 +53,7 @@ def t_test(baseline: Sequence[float], candidate: Sequence[float]) -> float:
     return 1.0 if np.isnan(p) else float(p)
 
 
-def wilcoxon_test(baseline: Sequence[float], candidate: Sequence[float]) -> float:
+def wilcoxon_test(baseline: npt.ArrayLike, candidate: npt.ArrayLike) -> float:
     """Two-sided Wilcoxon signed-rank p-value; zero differences are dropped (Wilcoxon's
     method, scipy's default). No non-zero difference: p = 1."""
     a, b = _pair(baseline, candidate)
@@ -62,8 +63,8 @@ def wilcoxon_test(baseline: Sequence[float], candidate: Sequence[float]) -> floa
 
 
 def randomization_test(
-    baseline: Sequence[float],
-    candidate: Sequence[float],
+    baseline: npt.ArrayLike,
+    candidate: npt.ArrayLike,
     *,
     permutations: int = DEFAULT_PERMUTATIONS,
     seed: int = 0,
@@ -91,7 +92,7 @@ def randomization_test(
     return (count + 1) / (permutations + 1)
 
 
-def paired_p_value(test: str, baseline: Sequence[float], candidate: Sequence[float], *,
+def paired_p_value(test: str, baseline: npt.ArrayLike, candidate: npt.ArrayLike, *,
                    permutations: int = DEFAULT_PERMUTATIONS, seed: int = 0) -> float:
     """The p-value of the named test (one of TESTS)."""
     if test == "t-test":
@@ -127,8 +128,8 @@ def correct(p_values: Sequence[float], method: str) -> list[float]:
 
 
 def bootstrap_ci(
-    baseline: Sequence[float],
-    candidate: Sequence[float],
+    baseline: npt.ArrayLike,
+    candidate: npt.ArrayLike,
     *,
     confidence: float = 0.95,
     resamples: int = DEFAULT_BOOTSTRAP,
@@ -161,7 +162,7 @@ class WinTieLoss:
     losses: int
 
 
-def win_tie_loss(baseline: Sequence[float], candidate: Sequence[float]) -> WinTieLoss:
+def win_tie_loss(baseline: npt.ArrayLike, candidate: npt.ArrayLike) -> WinTieLoss:
     a, b = _pair(baseline, candidate)
     diff = b - a
     wins = int(np.sum(diff > TIE_TOLERANCE))

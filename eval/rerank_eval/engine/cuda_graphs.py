@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -37,7 +38,7 @@ class CudaGraphs:
         self.device = device
         self.graphs: dict[tuple[int, ...], _Graph] = {}
         self.seen: dict[tuple[int, ...], int] = {}
-        self.pool = None
+        self.pool: Any = None  # torch's pool handle (its type exists only for type checkers)
         self.captures = 0
 
     def width(self, longest: int, max_length: int) -> int:

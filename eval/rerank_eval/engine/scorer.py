@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import torch
@@ -78,7 +79,7 @@ class PairScorer:
         self.compiled = False
         self.compile_error: str | None = None
         self._compile_checked = False
-        self._forward: Callable[..., torch.Tensor] = model
+        self._forward: Callable[..., Any] = model  # a model: its output has .logits
         if cuda_graphs is None:
             cuda_graphs = device.type == "cuda" and not self.autocast and not compiled
         self.graphs: CudaGraphs | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rerank_eval.first_stage.base import FirstStage, FirstStageParams
 from rerank_eval.first_stage.bm25 import BM25
@@ -19,7 +19,11 @@ FIRST_STAGES: dict[str, type[FirstStage]] = {
 }
 
 #: ``{<kind>: <params>}`` (a hybrid's components) and the ``first_stage:`` section (+ depth).
-FirstStageSpec, FirstStageConfig = choice_models(FIRST_STAGES)
+if TYPE_CHECKING:  # mypy cannot see registry-built models: type them as their base classes
+    FirstStageSpec = FirstStageChoice
+    FirstStageConfig = FirstStageSection
+else:
+    FirstStageSpec, FirstStageConfig = choice_models(FIRST_STAGES)
 HybridParams.model_rebuild(_types_namespace={"FirstStageSpec": FirstStageSpec})
 FirstStageSpec.model_rebuild()
 FirstStageConfig.model_rebuild()

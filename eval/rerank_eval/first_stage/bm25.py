@@ -61,6 +61,8 @@ class BM25(FirstStage):
     key = "bm25"
     Params = BM25Params
     params: BM25Params
+    #: (dataset id, retriever, stemmer, stopwords, documents), set by :meth:`retrieve`.
+    _index: tuple[str, Any, Any, str | list[str] | None, int] | None
 
     def retrieve(self, dataset: Dataset, depth: int) -> Run:
         bm25s = _bm25s()
@@ -115,6 +117,7 @@ class BM25(FirstStage):
         if index is None or index[0] != dataset.id:
             self.retrieve(dataset, depth)
             index = self._index
+            assert index is not None  # set by retrieve
         _, retriever, stemmer, stopwords, n_docs = index
         k = min(depth, n_docs)
 

@@ -126,7 +126,9 @@ class CacheEntry:
         base_seconds = progress["seconds"]
         fill(matrix, int(progress["done"]), state, checkpoint)
         matrix.flush()
-        matrix = None  # close the memory map before the folder is renamed
+        # Close the memory map before the folder is renamed (None, not del: checkpoint's
+        # closure refers to it).
+        matrix = None  # type: ignore[assignment]
         manifest = {**info, **state, "model_key": self.model_key,
                     "corpus_key": self.corpus_key, "documents": n_docs, "dim": dim,
                     "embed_seconds": round(base_seconds + time.perf_counter() - t0, 3),

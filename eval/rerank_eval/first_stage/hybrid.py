@@ -209,8 +209,9 @@ class Hybrid(FirstStage):
         """Each component answering the query alone, one after the other, then fusing that
         query's component results."""
         component_depth = int(self.params.component_depth or depth)
-        searchers = [c.query_searcher(dataset, component_depth) for c in self.components]
-        if any(s is None for s in searchers) or not self._component_runs:
+        found = [c.query_searcher(dataset, component_depth) for c in self.components]
+        searchers = [s for s in found if s is not None]
+        if len(searchers) < len(found) or not self._component_runs:
             return None
         query_id = {text: q for q, text in dataset.queries.items()}
 

@@ -17,7 +17,7 @@ BASE_GRID = (1, 2, 3, 5)
 def recall_grid(depth: int, extra: Iterable[int] = ()) -> list[int]:
     """1, 2, 3, 5, 10, 20, 30, 50, 100, 200, ... up to ``depth``, plus ``depth`` and ``extra``
     (the reranking depths) where they are <= ``depth``."""
-    grid = set()
+    grid: set[int] = set()
     scale = 1
     while scale <= depth:
         grid.update(k * scale for k in BASE_GRID if k * scale <= depth)
@@ -35,8 +35,9 @@ def recall_curve(
     extra: Iterable[int] = (),
 ) -> dict[int, float]:
     """Mean recall@k (trec_eval semantics, binary at the threshold) for each k of the grid."""
-    specs = [MetricSpec("recall", k) for k in recall_grid(depth, extra)]
+    grid = recall_grid(depth, extra)
+    specs = [MetricSpec("recall", k) for k in grid]
     # A second measure alongside a one-point grid: ranx mislabels a lone metric's result.
     asked = specs if len(specs) > 1 else specs + [MetricSpec("p", 1)]
     means = evaluate_ranking(ranking, qrels, asked, relevance_threshold).means
-    return {spec.k: means[spec.name] for spec in specs}
+    return {k: means[spec.name] for k, spec in zip(grid, specs)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rerank_eval.errors import InputError
 from rerank_eval.rerankers.base import Reranker, RerankerParams, ScoringStats
@@ -14,11 +14,14 @@ from rerank_eval.rerankers.config import RerankerEntry, rerankers_type
 from rerank_eval.rerankers.cross_encoder import CrossEncoder
 from rerank_eval.rerankers.hosted import HOSTED_RERANKERS
 
-RERANKERS: dict[str, type[Reranker]] = {
-    cls.kind: cls for cls in (CrossEncoder, BiEncoder, *HOSTED_RERANKERS)}
+_KINDS: tuple[type[Reranker], ...] = (CrossEncoder, BiEncoder, *HOSTED_RERANKERS)
+RERANKERS: dict[str, type[Reranker]] = {cls.kind: cls for cls in _KINDS}
 
 #: The type of the config's ``rerankers:`` list (entries discriminated by ``kind``).
-Rerankers = rerankers_type(RERANKERS)
+if TYPE_CHECKING:  # mypy cannot see the registry-built union: type it as its base entry
+    Rerankers = list[RerankerEntry]
+else:
+    Rerankers = rerankers_type(RERANKERS)
 
 
 def build_reranker(name: str, kind: str, params: RerankerParams | Mapping[str, Any] | None, *,

@@ -43,10 +43,12 @@ class RerankerEntry(Params):
 
 def entry_model(cls: type[Reranker]) -> type[RerankerEntry]:
     """The config entry of reranker class ``cls``: its ``Params`` + ``name`` + ``kind``."""
+    # The ignores: create_model's stubs take bases of one model type and a static field type;
+    # these come from the registry at runtime.
     return create_model(  # type: ignore[no-any-return, call-overload]
-        f"{cls.__name__}Config", __base__=(cls.Params, RerankerEntry),
+        f"{cls.__name__}Config", __base__=(cls.Params, RerankerEntry),  # type: ignore[arg-type]
         __module__=__name__, __doc__=cls.Params.__doc__,
-        kind=(Literal[cls.kind], Field(description=f"``{cls.kind}``")))
+        kind=(Literal[cls.kind], Field(description=f"``{cls.kind}``")))  # type: ignore[arg-type]
 
 
 def _entries_check(kinds: list[str]) -> Any:
@@ -81,6 +83,8 @@ def rerankers_type(registry: dict[str, type[Reranker]]) -> Any:
     entries = tuple(entry_model(cls) for cls in registry.values())
     for entry in entries:  # importable by name (pickle)
         globals()[entry.__name__] = entry
-    union = Annotated[Union[entries], Field(discriminator="kind")]  # noqa: UP007
+    # A union of models built at runtime, which mypy cannot follow (typed as
+    # list[RerankerEntry] for mypy in rerankers/__init__.py).
+    union = Annotated[Union[entries], Field(discriminator="kind")]  # type: ignore[valid-type]  # noqa: UP007
     return Annotated[list[union],  # type: ignore[valid-type]
                      _entries_check(list(registry))]

@@ -163,7 +163,7 @@ def write_results(result: ExperimentResult) -> Path:
 
 def summary_table(result: ExperimentResult) -> str:
     """The table the CLI prints: one row per system and depth, one column per metric."""
-    metric_names = [m.name for m in result.config.metrics]
+    metric_names = [m.name for m in result.config.resolved_metrics]
     rows = [[result.first_stage.name, str(first_stage_entry(result.first_stage).depth)]
             + [f"{result.first_stage.evaluations[None].means[m]:.4f}" for m in metric_names]]
     for stage in result.rerankers:

@@ -152,13 +152,13 @@ class _SweepOutputs(_Outputs):
 
     def first_stage_done(self, prepared: PreparedDataset) -> None:
         self.result.hardware = self.hardware
-        name = str(prepared.config.dataset.name)
+        name = prepared.config.dataset_name
         write_first_stage(prepared, self.root / name / "runs", self.root / name)
         write_sweep_json(self.result)
 
     def _cell_result(self, prepared: PreparedDataset, rr_cfg: RerankerConfig
                      ) -> ExperimentResult:
-        cell_dir = self.root / str(prepared.config.dataset.name) / rr_cfg.name
+        cell_dir = self.root / prepared.config.dataset_name / rr_cfg.name
         return ExperimentResult(
             config=prepared.config.model_copy(update={"rerankers": [rr_cfg]}),
             dataset=prepared.dataset, first_stage=prepared.first_stage, rerankers=[],
@@ -214,7 +214,7 @@ def _execute(experiments: list[ExperimentConfig], shared: ExperimentConfig,
         prepared: list[PreparedDataset] = []
         for exp in experiments:
             if isinstance(outputs, _SweepOutputs):
-                logger.info(f"sweep: dataset {exp.dataset.name}")
+                logger.info(f"sweep: dataset {exp.dataset_name}")
             prepared.append(prepare_first_stage(exp))
             outputs.first_stage_done(prepared[-1])
         cache = open_cache(shared.cache.enabled, shared.cache.path) if rerankers else None
@@ -224,7 +224,7 @@ def _execute(experiments: list[ExperimentConfig], shared: ExperimentConfig,
             sanity = sanity_info(reranker) if shared.sanity_check else None
             for p in prepared:
                 if isinstance(outputs, _SweepOutputs):
-                    logger.info(f"sweep: cell {p.config.dataset.name} x {rr_cfg.name}")
+                    logger.info(f"sweep: cell {p.config.dataset_name} x {rr_cfg.name}")
                 reranker.stats = ScoringStats()  # per cell: pairs scored, from cache, ...
                 runs_dir, reports_dir, append_audit = outputs.cell(p, rr_cfg)
                 stage = score_reranker(p, rr_cfg, reranker, executor, cache, runs_dir=runs_dir,

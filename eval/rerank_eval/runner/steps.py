@@ -19,7 +19,7 @@ from rerank_eval.metrics import Evaluation, evaluate_ranking
 from rerank_eval.metrics.recall_curve import recall_curve
 from rerank_eval.rerankers.base import Reranker
 from rerank_eval.rerankers.sanity import run_sanity_probes
-from rerank_eval.results import FirstStage, RerankerEntry, Sanity
+from rerank_eval.results import ExecutorRun, FirstStage, LatencyStats, RerankerEntry, Sanity
 from rerank_eval.runner.cost import benchmark_reranker
 from rerank_eval.runner.results import StageResult
 from rerank_eval.runs import Run, write_trec_run
@@ -70,17 +70,18 @@ def prepare_first_stage(config: ExperimentConfig) -> PreparedDataset:
     if config.dataset.drop_self_matches:
         fs_run = fs_run.drop_self_matches()
     timings["first_stage_s"] = time.perf_counter() - t0
-    fs_eval = evaluate_ranking(fs_run.ranking, dataset.qrels, config.metrics,
+    fs_eval = evaluate_ranking(fs_run.ranking, dataset.qrels, config.resolved_metrics,
                                config.relevance_threshold)
     curve = recall_curve(fs_run.ranking, dataset.qrels, fs_cfg.depth,
-                         config.relevance_threshold, extra=config.depths)
+                         config.relevance_threshold, extra=config.resolved_depths)
+    latency = measure_first_stage_latency(first_stage.query_searcher(dataset, fs_cfg.depth),
+                                          dataset, config.latency)
     fs_result = StageResult(name=first_stage.name, kind=fs_cfg.kind, model=None,
                             evaluations={None: fs_eval},
                             info=FirstStage(
                                 name=first_stage.name, depth=fs_cfg.depth,
-                                latency_ms=measure_first_stage_latency(
-                                    first_stage.query_searcher(dataset, fs_cfg.depth),
-                                    dataset, config.latency),
+                                latency_ms=LatencyStats.model_validate(latency)
+                                if latency is not None else None,
                                 params=first_stage.describe(),
                                 recall_curve={str(k): v for k, v in curve.items()}))
     first_stage.close()
@@ -88,7 +89,7 @@ def prepare_first_stage(config: ExperimentConfig) -> PreparedDataset:
     logger.info("first-stage recall curve (the reranking ceiling): "
         + "  ".join(f"@{k}={v:.4f}" for k, v in curve.items()))
     return PreparedDataset(config=config, dataset=dataset, run=fs_run,
-                           shortlist=fs_run.top(max(config.depths)), first_stage=fs_result,
+                           shortlist=fs_run.top(max(config.resolved_depths)), first_stage=fs_result,
                            curve=curve, timings=timings)
 
 
@@ -99,7 +100,7 @@ def write_first_stage(prepared: PreparedDataset, runs_dir: Path, reports_dir: Pa
     config = prepared.config
     write_trec_run(prepared.run, runs_dir / "first_stage.trec", tag=prepared.first_stage.name)
     write_recall_plot(prepared.curve, reports_dir / "first_stage_recall.png",
-                      depths=config.depths,
+                      depths=config.resolved_depths,
                       title=f"{config.name}: first-stage recall ({prepared.first_stage.name}, "
                             f"{prepared.dataset.id})")
 
@@ -126,14 +127,14 @@ def score_reranker(prepared: PreparedDataset, rr_cfg: RerankerConfig, reranker: 
     model_scores = executor.score(reranker, dataset, prepared.shortlist, cache=cache)
     elapsed = time.perf_counter() - t0
     audit = audit_reranker(rr_cfg.name, fs_run.ranking, model_scores, dataset.qrels,
-                           config.depths, k=config.audit.k,
+                           config.resolved_depths, k=config.audit.k,
                            relevance_threshold=config.relevance_threshold,
                            reports_dir=reports_dir, append=append_audit)
     evaluations: dict[int | None, Evaluation] = {}
-    for depth in config.depths:
+    for depth in config.resolved_depths:
         run = fs_run.rerank_at_depth(model_scores, depth, f"{rr_cfg.name}@{depth}")
         write_trec_run(run, runs_dir / f"{rr_cfg.name}.depth{depth}.trec", tag=rr_cfg.name)
-        evaluations[depth] = evaluate_ranking(run.ranking, dataset.qrels, config.metrics,
+        evaluations[depth] = evaluate_ranking(run.ranking, dataset.qrels, config.resolved_metrics,
                                               config.relevance_threshold)
     _write_model_scores(model_scores, runs_dir / f"{rr_cfg.name}.scores.tsv")
     cost = benchmark_reranker(
@@ -145,8 +146,8 @@ def score_reranker(prepared: PreparedDataset, rr_cfg: RerankerConfig, reranker: 
         name=rr_cfg.name, kind=rr_cfg.kind, model=reranker.model_id,
         pairs_scored=stats.pairs_scored, pairs_from_cache=stats.pairs_from_cache,
         pairs_truncated=stats.pairs_truncated, sanity=sanity, description=description,
-        scoring_s=elapsed, executor=executor.run_info,
-        first_stage_recall_at_depth={str(d): prepared.curve[d] for d in config.depths},
+        scoring_s=elapsed, executor=ExecutorRun.model_validate(executor.run_info),
+        first_stage_recall_at_depth={str(d): prepared.curve[d] for d in config.resolved_depths},
         **audit, **cost, **stats.extra)  # stats.extra: e.g. hosted usage, cost, latency
     return StageResult(name=rr_cfg.name, kind=rr_cfg.kind, model=reranker.model_id,
                        evaluations=evaluations, info=entry)

@@ -37,7 +37,7 @@ def cell_summary(cell: ExperimentResult, root: Path) -> dict[str, Any]:
     fs = first_stage_entry(cell.first_stage)
     entry = reranker_entry(stage)
     return {
-        "dataset": cell.config.dataset.name,
+        "dataset": cell.config.dataset_name,
         "dataset_id": cell.dataset.id,
         "reranker": stage.name,
         "kind": stage.kind,
@@ -95,7 +95,7 @@ def write_sweep_report(result: SweepResult) -> Path:
     merged: dict[str, Results] = {}
     for cell in result.cells:
         data = results_model(cell)
-        key = str(cell.config.dataset.name)
+        key = cell.config.dataset_name
         if key in merged:
             merged[key].rerankers += data.rerankers
         else:

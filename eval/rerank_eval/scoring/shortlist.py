@@ -13,6 +13,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from rerank_eval.datasets import Dataset
 from rerank_eval.progress import Progress
 from rerank_eval.rerankers.base import Reranker
@@ -51,7 +53,7 @@ def score_shortlist(
     with ScoringProgress(reranker, total, progress) as bar:
         for keys in chunks:
             work = view.split(keys)
-            values: Sequence[float] = []
+            values: Sequence[float] | np.ndarray = []
             flags = None
             if work.misses:
                 # The model's own score() counts pairs_scored and pairs_truncated.
@@ -141,7 +143,8 @@ class CacheView:
             cached = _lookup(self.cache, self.fp_id, self.dataset, keys, self._doc_sha)
         return ChunkWork(list(keys), cached, [k for k in keys if k not in cached])
 
-    def complete(self, work: ChunkWork, values: Sequence[float], flags: Sequence[bool] | None,
+    def complete(self, work: ChunkWork, values: Sequence[float] | np.ndarray,
+                 flags: Sequence[bool] | np.ndarray | None,
                  scores: dict[str, dict[str, float]]) -> None:
         """Store the misses' fresh ``values`` (with their truncation ``flags``), merge the whole
         chunk into ``scores`` in key order, and count the cache hits (and their truncations)."""

@@ -225,8 +225,9 @@ class HostedReranker(Reranker):
         """Usage, cost and latency into stats.extra (the pipeline copies it to results)."""
         billed = "search_units" if self.billing == "search_units" else "total_tokens"
         with self._lock:
-            usage = {k: 0 for k in ("requests", "attempts", "retries", "documents", billed,
-                                    "requests_without_usage", "queries_split")}
+            usage: dict[str, Any] = {k: 0 for k in (
+                "requests", "attempts", "retries", "documents", billed, "requests_without_usage",
+                "queries_split")}
             usage.update(self._usage)
             usage["retry_reasons"] = dict(self._retry_reasons)
             latencies = list(self._latency_ms)
@@ -333,7 +334,8 @@ class HostedReranker(Reranker):
                     if not usage:
                         self._usage["requests_without_usage"] += 1
                     for k, v in usage.items():
-                        self._usage[k] += v
+                        # typeshed's Counter is int-valued; billed units may be floats
+                        self._usage[k] += v  # type: ignore[assignment]
                 return validate_scores(body, self.results_key, self.score_key,
                                        len(chunk.passages), label)
             if attempt + 1 < attempts:
