@@ -103,6 +103,21 @@ class ScoringWorker:
         return values, flags, truncated, time.perf_counter() - t0, self.host, self.threads
 
 
+class _Pass:
+    """The driver's bookkeeping of one scoring pass over ``n_workers`` worker slots."""
+
+    def __init__(self, todo: list[int], n_workers: int):
+        self.n_workers = n_workers
+        self.queue = deque(todo)
+        self.attempts = dict.fromkeys(todo, 0)
+        self.in_flight: dict[Any, tuple[int, int, Any]] = {}  # ref -> (chunk, slot, actor)
+        self.load = [0] * n_workers
+        self.worker_failures = 0
+        self.per_worker: list[dict[str, Any]] = [
+            {"worker": i, "host": None, "threads": None, "chunks": 0, "pairs": 0, "busy_s": 0.0}
+            for i in range(n_workers)]
+
+
 class RayExecutor(Executor):
     """Scores shortlists on a pool of Ray actors (see the module docstring)."""
 
@@ -251,22 +266,10 @@ class RayExecutor(Executor):
         started = self._ensure_pool(reranker, n_workers)
         self.run_info["pool"] = "started" if started else "reused"
         n_workers = len(self.actors)  # a reused pool may be larger than this run needs
-        per_worker = [{"worker": i, "host": None, "threads": None, "chunks": 0, "pairs": 0,
-                       "busy_s": 0.0} for i in range(n_workers)]
-        queue = deque(todo)
-        attempts = dict.fromkeys(todo, 0)
-        in_flight: dict[Any, tuple[int, int, Any]] = {}  # ref -> (chunk, slot, actor)
-        load = [0] * n_workers
-        worker_failures = 0
-        while queue or in_flight:
-            for slot in range(n_workers):
-                while queue and self._ready[slot] and load[slot] < IN_FLIGHT_PER_WORKER:
-                    i = queue.popleft()
-                    attempts[i] += 1
-                    actor = self.actors[slot]
-                    in_flight[actor.score.remote(pairs_of(i))] = (i, slot, actor)
-                    load[slot] += 1
-            ready, _ = ray.wait(list(in_flight) + list(self._starting), num_returns=1,
+        state = _Pass(todo, n_workers)
+        while state.queue or state.in_flight:
+            self._dispatch(state, pairs_of)
+            ready, _ = ray.wait(list(state.in_flight) + list(self._starting), num_returns=1,
                                 timeout=WAIT_NOTICE_S)
             if not ready:
                 if not any(self._ready):
@@ -276,41 +279,63 @@ class RayExecutor(Executor):
                         f"{self.config.num_gpus_per_worker} GPU); cluster has "
                         f"{ray.available_resources()}")
                 continue
-            ref = ready[0]
-            if ref in self._starting:  # a worker finished loading its model, or died doing so
-                slot, actor = self._starting.pop(ref)
-                try:
-                    ray.get(ref)
-                    self._ready[slot] = self.actors[slot] is actor
-                except RayActorError as e:
-                    worker_failures += 1
-                    if worker_failures >= self.max_attempts * n_workers:
-                        raise RuntimeError(f"executor.ray: workers keep failing to start; "
-                                           f"last error: {e}") from e
-                    self._lost_worker(slot, actor, reranker)
-                continue
-            i, slot, actor = in_flight.pop(ref)
-            load[slot] -= 1
-            try:
-                values, flags, truncated, busy_s, host, threads = ray.get(ref)
-            except RayTaskError as e:  # the reranker raised: a real error, not a lost worker
-                cause = getattr(e, "cause", None)
-                if isinstance(cause, InputError):
-                    raise InputError(str(cause)) from None
-                raise
-            except RayActorError as e:  # the worker died: its chunk goes back to the queue
-                self._lost_worker(slot, actor, reranker)
-                if attempts[i] >= self.max_attempts:
-                    raise RuntimeError(f"executor.ray: chunk {i} failed on {attempts[i]} "
-                                       f"workers; last error: {e}") from e
-                self.run_info["retried_chunks"] += 1
-                queue.appendleft(i)
-                continue
-            stats = per_worker[slot]
-            stats.update(host=host, threads=threads, chunks=stats["chunks"] + 1,
-                         pairs=stats["pairs"] + len(values), busy_s=stats["busy_s"] + busy_s)
-            finished(i, values, flags, truncated)
-        return per_worker
+            if ready[0] in self._starting:  # a worker finished loading its model, or died
+                self._worker_started(ready[0], state, reranker)
+            else:
+                self._answered(ready[0], state, reranker, finished)
+        return state.per_worker
+
+    def _dispatch(self, state: _Pass, pairs_of: Callable[[int], list[tuple[str, str]]]
+                  ) -> None:
+        """Queued chunks to started workers, up to IN_FLIGHT_PER_WORKER each."""
+        for slot in range(state.n_workers):
+            while (state.queue and self._ready[slot]
+                   and state.load[slot] < IN_FLIGHT_PER_WORKER):
+                i = state.queue.popleft()
+                state.attempts[i] += 1
+                actor = self.actors[slot]
+                state.in_flight[actor.score.remote(pairs_of(i))] = (i, slot, actor)
+                state.load[slot] += 1
+
+    def _worker_started(self, ref: Any, state: _Pass, reranker: Reranker) -> None:
+        """A starting worker answered: it takes chunks from now on, or (it died loading the
+        model) it is replaced, until workers have failed too often."""
+        slot, actor = self._starting.pop(ref)
+        try:
+            ray.get(ref)
+            self._ready[slot] = self.actors[slot] is actor
+        except RayActorError as e:
+            state.worker_failures += 1
+            if state.worker_failures >= self.max_attempts * state.n_workers:
+                raise RuntimeError(f"executor.ray: workers keep failing to start; "
+                                   f"last error: {e}") from e
+            self._lost_worker(slot, actor, reranker)
+
+    def _answered(self, ref: Any, state: _Pass, reranker: Reranker,
+                  finished: Callable[[int, np.ndarray, np.ndarray | None, int], None]) -> None:
+        """A chunk's answer: its scores to ``finished``; a lost worker's chunk back to the
+        queue (until it has failed ``max_attempts`` times); the reranker's error raised."""
+        i, slot, actor = state.in_flight.pop(ref)
+        state.load[slot] -= 1
+        try:
+            values, flags, truncated, busy_s, host, threads = ray.get(ref)
+        except RayTaskError as e:  # the reranker raised: a real error, not a lost worker
+            cause = getattr(e, "cause", None)
+            if isinstance(cause, InputError):
+                raise InputError(str(cause)) from None
+            raise
+        except RayActorError as e:  # the worker died: its chunk goes back to the queue
+            self._lost_worker(slot, actor, reranker)
+            if state.attempts[i] >= self.max_attempts:
+                raise RuntimeError(f"executor.ray: chunk {i} failed on {state.attempts[i]} "
+                                   f"workers; last error: {e}") from e
+            self.run_info["retried_chunks"] += 1
+            state.queue.appendleft(i)
+            return
+        stats = state.per_worker[slot]
+        stats.update(host=host, threads=threads, chunks=stats["chunks"] + 1,
+                     pairs=stats["pairs"] + len(values), busy_s=stats["busy_s"] + busy_s)
+        finished(i, values, flags, truncated)
 
     def measure_latency(self, reranker: Reranker, plan: LatencyPlan) -> list[dict[str, Any]]:
         """Latency measured on one worker per hardware id, one plan at a time (so the workers
