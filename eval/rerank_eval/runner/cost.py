@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from rerank_eval.analysis.output_cut import output_cut_quality
-from rerank_eval.analysis.recommend import recommend_depth
+from rerank_eval.analysis.recommend import Recommendation, recommend_depth
 from rerank_eval.analysis.score_distribution import score_distribution
 from rerank_eval.config import ExperimentConfig
 from rerank_eval.datasets import Dataset
@@ -39,6 +39,33 @@ def benchmark_reranker(
 ) -> dict[str, Any]:
     """Everything results.json records about a reranker's cost and its recommended depth.
     ``measure_latency`` (the executor's) times the latency plan where scoring runs."""
+    info: dict[str, Any] = {
+        "throughput": _throughput(reranker, shortlist, scoring_s, description)}
+    latency, where = _latency(reranker, dataset, shortlist, config, measure_latency)
+    info.update(where)
+    info["latency_ms"] = latency
+    info["latency_setup"] = {
+        **vars(config.latency), "measured": bool(latency),
+        "score_cache": "bypassed: every latency call runs the model",
+        **({} if reranker.latency_probes else {
+            "skipped": "billed backend: no probes (see request_latency_summary_ms)"}),
+    }
+    info["score_distribution"] = score_distribution(model_scores, dataset.qrels,
+                                                    config.relevance_threshold)
+    rec_cfg = config.recommendation
+    info["output_cut"] = output_cut_quality(
+        first_stage.ranking, model_scores, config.resolved_depths, dataset.qrels,
+        rec_cfg.output_measures, rec_cfg.output_k, config.relevance_threshold)
+    rec = _recommend(reranker.name, config, evaluations, latency)
+    info["recommended_depth"] = rec.depth
+    info["recommendation"] = rec.as_dict()
+    return info
+
+
+def _throughput(reranker: Reranker, shortlist: Run, scoring_s: float,
+                description: dict[str, Any]) -> dict[str, Any]:
+    """The bulk pass's throughput with the settings that produced it (no rate when some pairs
+    came from the score cache)."""
     import torch
 
     queries = sum(1 for docs in shortlist.ranking.values() if docs)
@@ -54,44 +81,44 @@ def benchmark_reranker(
         bulk.update(pairs_per_s=None, queries_per_s=None, pairs_from_cache=cached,
                     note=f"{cached} pairs came from the score cache; throughput is measured "
                          "only on a pass that runs the model for every pair (--no-cache)")
-    info: dict[str, Any] = {"throughput": bulk}
+    return bulk
+
+
+def _latency(reranker: Reranker, dataset: Dataset, shortlist: Run, config: ExperimentConfig,
+             measure_latency: LatencyFn) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the reranker's per-query latency by depth, where and on what it was measured); both
+    empty when the reranker takes no latency probes or latency is off."""
     latency: dict[str, Any] = {}
-    plan = (latency_plan(dataset, shortlist, config.depths, config.latency)
+    where: dict[str, Any] = {}
+    plan = (latency_plan(dataset, shortlist, config.resolved_depths, config.latency)
             if reranker.latency_probes else None)
     if plan is not None:
         # One measurement per hardware setup, where the scoring runs (this process, or one
         # Ray worker per hardware id); the first is the reranker's latency.
         measured = measure_latency(reranker, plan)
         latency = measured[0]["latency_ms"]
-        info["latency_where"] = measured[0]["where"]
+        where["latency_where"] = measured[0]["where"]
         if measured[0].get("hardware"):
-            info["latency_hardware"] = measured[0]["hardware"]
+            where["latency_hardware"] = measured[0]["hardware"]
         if len(measured) > 1:
-            info["latency_ms_by_hardware"] = {m["hardware"]["id"]: m["latency_ms"]
-                                              for m in measured}
-    info["latency_ms"] = latency
-    info["latency_setup"] = {
-        **vars(config.latency), "measured": bool(latency),
-        "score_cache": "bypassed: every latency call runs the model",
-        **({} if reranker.latency_probes else {
-            "skipped": "billed backend: no probes (see request_latency_summary_ms)"}),
-    }
-    info["score_distribution"] = score_distribution(model_scores, dataset.qrels,
-                                                    config.relevance_threshold)
+            where["latency_ms_by_hardware"] = {m["hardware"]["id"]: m["latency_ms"]
+                                               for m in measured}
+    return latency, where
+
+
+def _recommend(name: str, config: ExperimentConfig, evaluations: Mapping[int | None, Evaluation],
+               latency: dict[str, Any]) -> Recommendation:
+    """The recommended depth from each depth's quality (and latency, when measured); its
+    reasoning is logged."""
     rec_cfg = config.recommendation
-    info["output_cut"] = output_cut_quality(
-        first_stage.ranking, model_scores, config.depths, dataset.qrels,
-        rec_cfg.output_measures, rec_cfg.output_k, config.relevance_threshold)
-    quality = {d: evaluations[d].means[rec_cfg.metric] for d in config.depths}
+    quality = {d: evaluations[d].means[rec_cfg.metric] for d in config.resolved_depths}
     rec = recommend_depth(quality, latency or None, metric=rec_cfg.metric,
                           tolerance=rec_cfg.tolerance,
                           latency_budget_ms=rec_cfg.latency_budget_ms,
                           latency_stat=rec_cfg.latency_stat)
-    info["recommended_depth"] = rec.depth
-    info["recommendation"] = rec.as_dict()
     for line in rec.reasoning:
-        logger.info(f"{reranker.name} recommendation: {line}")
-    return info
+        logger.info(f"{name} recommendation: {line}")
+    return rec
 
 
 LatencyFn = Callable[[Reranker, LatencyPlan], list[dict[str, Any]]]
