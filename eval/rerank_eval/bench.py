@@ -198,6 +198,38 @@ def run_bench(
     ref = CrossEncoder("fp32", {**base, "dtype": "float32"}, base_dir=Path.cwd())
     dev = ref.scorer.device
     auto_dtype = resolve_dtype("auto", dev)
+    auto_name = f"engine/{SHORT[_name(auto_dtype)]}"
+    engines, methods = _engine_methods(bp, ref, base, dtypes, auto_dtype)
+    compile_s = _add_compiled(bp, base, batch_size, engines, methods) if compile_ else None
+    with tempfile.TemporaryDirectory(prefix="rerank-eval-bench-") as tmp:
+        st = None
+        if peer:
+            st = _peer(ref.model_path, ref.scorer.model, ref.scorer.tokenizer,
+                       ref.head_untrained, ref.scorer.max_length, dev, Path(tmp))
+            methods["peer"] = _peer_method(st, ref, bp.pairs, batch_size)
+        _warm_up(methods, engines, st, bp.pairs, batch_size)
+        times, scores = _time_rounds(methods, rounds, dev, n)
+    return {
+        "hardware": hardware(),
+        "pairs": {"source": bp.source, "count": n, "queries": len(bp.first_stage)},
+        "settings": {"model": model, "model_path": ref.model_path, "batch_size": batch_size,
+                     "max_length": ref.scorer.max_length, "rounds": rounds, "device": str(dev),
+                     "max_tokens_per_batch": max_tokens_per_batch,
+                     "head_untrained": ref.resolved["head_untrained"],
+                     "pairs_truncated": _truncated(ref, bp)},
+        "auto": {"dtype": _name(auto_dtype), "method": auto_name},
+        "compile_s": compile_s,
+        "methods": _method_results(bp, times, scores, engines, auto_name),
+    }
+
+
+def _engine_methods(bp: BenchPairs, ref: CrossEncoder, base: dict[str, Any],
+                    dtypes: Sequence[str], auto_dtype: torch.dtype
+                    ) -> tuple[dict[str, CrossEncoder], dict[str, Callable[[], np.ndarray]]]:
+    """The engine and the ceiling of each dtype asked for, plus fp32 (fidelity is measured
+    against it) and the auto dtype; where the engine uses CUDA graphs, the auto dtype without
+    them too. ``ref`` is the fp32 engine."""
+    dev = ref.scorer.device
     # Variants by name: fp32 / bf16 / fp16 (autocast), int8 (dynamic quantization, opt-in).
     wanted = ["int8" if d == "int8" else _name(resolve_dtype(d, dev)) for d in dtypes]
     for must in ("float32", _name(auto_dtype)):  # fidelity is measured against fp32
@@ -205,47 +237,65 @@ def run_bench(
             wanted.insert(0 if must == "float32" else len(wanted), must)
     engines: dict[str, CrossEncoder] = {}
     methods: dict[str, Callable[[], np.ndarray]] = {}
-    for dt in dict.fromkeys(wanted):
-        short = SHORT.get(dt, dt)
-        eng = ref if dt == "float32" else CrossEncoder(short, {**base, "dtype": dt},
-                                                       base_dir=Path.cwd())
+
+    def add(short: str, eng: CrossEncoder) -> None:
         engines[f"engine/{short}"] = eng
         methods[f"ceiling/{short}"] = Ceiling(eng, bp.pairs)
-        methods[f"engine/{short}"] = (lambda e=eng: e.scorer.score(bp.pairs)[0])
-    auto_name = f"engine/{SHORT[_name(auto_dtype)]}"
-    if engines[auto_name].scorer.graphs is not None:  # what CUDA graphs bring, side by side
-        short = f"{SHORT[_name(auto_dtype)]}-eager"
-        eager = CrossEncoder(short, {**base, "dtype": _name(auto_dtype), "cuda_graphs": False},
-                             base_dir=Path.cwd())
-        engines[f"engine/{short}"] = eager
-        methods[f"ceiling/{short}"] = Ceiling(eager, bp.pairs)
-        methods[f"engine/{short}"] = lambda: eager.scorer.score(bp.pairs)[0]
-    compile_s = None
-    if compile_:
-        comp = CrossEncoder("auto+compile", {**base, "dtype": "auto", "compile": True},
-                            base_dir=Path.cwd())
-        engines["engine/auto+compile"] = comp
-        methods["engine/auto+compile"] = lambda: comp.scorer.score(bp.pairs)[0]
-        warm = sorted(range(n), key=lambda i: len(bp.pairs[i][1]))
-        sample = [bp.pairs[i] for i in warm[: 2 * batch_size] + warm[-2 * batch_size :]]
-        t0 = time.perf_counter()
-        comp.scorer.score(sample)
-        compile_s = time.perf_counter() - t0
-        logger.info(f"compile + first batches: {compile_s:.1f} s")
-    tmp = tempfile.TemporaryDirectory(prefix="rerank-eval-bench-")
-    if peer:
-        st = _peer(ref.model_path, ref.scorer.model, ref.scorer.tokenizer,
-                   ref.resolved["head_untrained"], ref.scorer.max_length, dev, Path(tmp.name))
-        def predict() -> np.ndarray:
-            out = st.predict(bp.pairs, batch_size=batch_size, show_progress_bar=False,
-                             activation_fn=torch.nn.Identity(), convert_to_tensor=True)
-            if out.ndim == 2:  # several labels: the harness's choice of the relevant one
-                out = ref.scorer.head(out)
-            return out.float().cpu().numpy().astype(np.float64)
+        methods[f"engine/{short}"] = _engine_scores(eng, bp.pairs)
 
-        methods["peer"] = predict
-    # Warm-up: one small call each (allocator, thread pools, oneDNN primitives); with CUDA
-    # graphs, every batch shape twice (a shape is captured on its second occurrence).
+    for dt in dict.fromkeys(wanted):
+        short = SHORT.get(dt, dt)
+        add(short, ref if dt == "float32" else CrossEncoder(short, {**base, "dtype": dt},
+                                                            base_dir=Path.cwd()))
+    if engines[f"engine/{SHORT[_name(auto_dtype)]}"].scorer.graphs is not None:
+        # What CUDA graphs bring, side by side.
+        short = f"{SHORT[_name(auto_dtype)]}-eager"
+        add(short, CrossEncoder(short, {**base, "dtype": _name(auto_dtype), "cuda_graphs": False},
+                                base_dir=Path.cwd()))
+    return engines, methods
+
+
+def _engine_scores(eng: CrossEncoder, pairs: list[tuple[str, str]]
+                   ) -> Callable[[], np.ndarray]:
+    """The engine's scores of ``pairs``, as a run computes them."""
+    return lambda: eng.scorer.score(pairs)[0]
+
+
+def _add_compiled(bp: BenchPairs, base: dict[str, Any], batch_size: int,
+                  engines: dict[str, CrossEncoder],
+                  methods: dict[str, Callable[[], np.ndarray]]) -> float:
+    """Add ``engine/auto+compile`` and compile it on the shortest and longest pairs before any
+    timing; returns the seconds that took."""
+    comp = CrossEncoder("auto+compile", {**base, "dtype": "auto", "compile": True},
+                        base_dir=Path.cwd())
+    engines["engine/auto+compile"] = comp
+    methods["engine/auto+compile"] = _engine_scores(comp, bp.pairs)
+    warm = sorted(range(len(bp.pairs)), key=lambda i: len(bp.pairs[i][1]))
+    sample = [bp.pairs[i] for i in warm[: 2 * batch_size] + warm[-2 * batch_size :]]
+    t0 = time.perf_counter()
+    comp.scorer.score(sample)
+    compile_s = time.perf_counter() - t0
+    logger.info(f"compile + first batches: {compile_s:.1f} s")
+    return compile_s
+
+
+def _peer_method(st: Any, ref: CrossEncoder, pairs: list[tuple[str, str]], batch_size: int
+                 ) -> Callable[[], np.ndarray]:
+    """The peer's raw scores of ``pairs`` (``st``: the sentence-transformers CrossEncoder)."""
+    def predict() -> np.ndarray:
+        out = st.predict(pairs, batch_size=batch_size, show_progress_bar=False,
+                         activation_fn=torch.nn.Identity(), convert_to_tensor=True)
+        if out.ndim == 2:  # several labels: the harness's choice of the relevant one
+            out = ref.scorer.head(out)
+        return out.float().cpu().numpy().astype(np.float64)
+
+    return predict
+
+
+def _warm_up(methods: dict[str, Callable[[], np.ndarray]], engines: dict[str, CrossEncoder],
+             st: Any, pairs: list[tuple[str, str]], batch_size: int) -> None:
+    """One small call each (allocator, thread pools, oneDNN primitives); with CUDA graphs,
+    every batch shape twice (a shape is captured on its second occurrence)."""
     for name in methods:
         if name.startswith(("engine/", "ceiling/")):
             scorer = engines[name.replace("ceiling/", "engine/")].scorer
@@ -253,9 +303,16 @@ def run_bench(
                 methods[name]()
                 methods[name]()
             elif name.startswith("engine/"):
-                scorer.score(bp.pairs[:batch_size])
+                scorer.score(pairs[:batch_size])
         elif name == "peer":
-            st.predict(bp.pairs[:batch_size], batch_size=batch_size, show_progress_bar=False)
+            st.predict(pairs[:batch_size], batch_size=batch_size, show_progress_bar=False)
+
+
+def _time_rounds(methods: dict[str, Callable[[], np.ndarray]], rounds: int,
+                 dev: torch.device, n: int
+                 ) -> tuple[dict[str, list[float]], dict[str, np.ndarray]]:
+    """Seconds per round of each method (the order rotates each round), and each method's
+    scores from its first round."""
     names = list(methods)
     times: dict[str, list[float]] = {m: [] for m in names}
     scores: dict[str, np.ndarray] = {}
@@ -269,13 +326,20 @@ def run_bench(
             times[name].append(time.perf_counter() - t0)
             scores.setdefault(name, values)
             logger.info(f"round {r + 1}/{rounds} {name:<22} {n / times[name][-1]:8.1f} pairs/s")
-    tmp.cleanup()
+    return times, scores
 
+
+def _method_results(bp: BenchPairs, times: dict[str, list[float]],
+                    scores: dict[str, np.ndarray], engines: dict[str, CrossEncoder],
+                    auto_name: str) -> dict[str, Any]:
+    """Per method: speed, its ratios to the peer and to its ceiling, and its fidelity to the
+    fp32 engine."""
+    n = len(bp.pairs)
     results: dict[str, Any] = {}
     fp32 = scores["engine/fp32"]
     ref_q = _by_query(bp.keys, fp32)
     ref_ndcg = ndcg10(bp, fp32)
-    for name in names:
+    for name in times:
         rates = [n / t for t in times[name]]
         entry: dict[str, Any] = {"pairs_per_s": statistics.median(rates),
                                  "rounds_pairs_per_s": rates}
@@ -299,18 +363,7 @@ def run_bench(
             entry["path"] = engines[name].scorer.path
             entry["compile_error"] = engines[name].scorer.compile_error
         results[name] = entry
-    return {
-        "hardware": hardware(),
-        "pairs": {"source": bp.source, "count": n, "queries": len(bp.first_stage)},
-        "settings": {"model": model, "model_path": ref.model_path, "batch_size": batch_size,
-                     "max_length": ref.scorer.max_length, "rounds": rounds, "device": str(dev),
-                     "max_tokens_per_batch": max_tokens_per_batch,
-                     "head_untrained": ref.resolved["head_untrained"],
-                     "pairs_truncated": _truncated(ref, bp)},
-        "auto": {"dtype": _name(auto_dtype), "method": auto_name},
-        "compile_s": compile_s,
-        "methods": results,
-    }
+    return results
 
 
 def _name(dtype: torch.dtype) -> str:
