@@ -45,17 +45,33 @@ def build_blocks(results: Sequence[Results], plots: dict[str, Path],
     """The report's content, in order; ``lead`` blocks (e.g. a sweep's table) come right
     after the introduction."""
     setups = list(dict.fromkeys(hw_id(r) for r in results))
-    first = results[0]
-    conv = first.conventions
-    lat_cfg = first.config.latency
-    b: list[Block | None] = [("h1", _title(results))]
-    b.append(("p", f"{len(results)} results file(s) on {len(setups)} hardware setup(s): "
-              + ", ".join(setups) + ". Datasets: "
-              + "; ".join(dict.fromkeys(tables.experiment(r) for r in results))
-              + f". Relevance threshold {_or_unknown(conv.relevance_threshold)} (binary "
-              "metrics); nDCG graded. Ties: " + _or_unknown(conv.tie_order) + "."))
-    b.extend(lead)
-    b.append(("h2", "Recommendation: which depth, on which hardware"))
+    b: list[Block | None] = [
+        *_introduction(results, setups), *lead,
+        *_recommendation(results),
+        *_images(plots, (("quality_vs_depth.png", "Quality vs rerank depth"),
+                         ("latency_vs_depth.png", "Per-query rerank latency vs depth"),
+                         ("quality_vs_latency.png", "Quality vs latency, Pareto front"))),
+        *_quality_and_cost(results, setups),
+        *_score_distributions(results, plots),
+        *_conventions(results),
+    ]
+    return [x for x in b if x is not None]
+
+
+def _introduction(results: Sequence[Results], setups: list[str]) -> list[Block | None]:
+    """The title, then what was compared: files, hardware setups, datasets, conventions."""
+    conv = results[0].conventions
+    return [("h1", _title(results)),
+            ("p", f"{len(results)} results file(s) on {len(setups)} hardware setup(s): "
+             + ", ".join(setups) + ". Datasets: "
+             + "; ".join(dict.fromkeys(tables.experiment(r) for r in results))
+             + f". Relevance threshold {_or_unknown(conv.relevance_threshold)} (binary "
+             "metrics); nDCG graded. Ties: " + _or_unknown(conv.tie_order) + ".")]
+
+
+def _recommendation(results: Sequence[Results]) -> list[Block | None]:
+    """The recommended depths (with each one's reasoning), then the output cut there."""
+    b: list[Block | None] = [("h2", "Recommendation: which depth, on which hardware")]
     b.append(_table(tables.recommendation_frame(results),
                     "Smallest rerank depth within the tolerance of the best depth's quality "
                     "(absolute), optionally under a latency budget. Per reranker and hardware."))
@@ -71,13 +87,25 @@ def build_blocks(results: Sequence[Results], plots: dict[str, Path],
     b.append(_table(tables.output_cut_frame(results),
                     "Quality of the top k kept from the recommended depth's reranked list "
                     "(metric@k: k = results kept; binary metrics at the relevance threshold)."))
-    for name, caption in (("quality_vs_depth.png", "Quality vs rerank depth"),
-                          ("latency_vs_depth.png", "Per-query rerank latency vs depth"),
-                          ("quality_vs_latency.png", "Quality vs latency, Pareto front")):
+    return b
+
+
+def _images(plots: dict[str, Path], wanted: Sequence[tuple[str, str]]) -> list[Block | None]:
+    """A heading and the image of each (file name, caption) in ``wanted`` that was drawn."""
+    b: list[Block | None] = []
+    for name, caption in wanted:
         if name in plots:
             b.append(("h2", caption))
             b.append(("img", (plots[name], caption)))
-    b.append(("h2", "Quality per depth"))
+    return b
+
+
+def _quality_and_cost(results: Sequence[Results], setups: list[str]) -> list[Block | None]:
+    """Quality per depth, latency per query, bulk throughput and the hardware they ran on."""
+    first = results[0]
+    conv = first.conventions
+    lat_cfg = first.config.latency
+    b: list[Block | None] = [("h2", "Quality per depth")]
     b.append(_table(tables.quality_frame(results),
                     "Mean over evaluated queries; metric@k cut at k ranks; below depth d the "
                     "first-stage order continues. 'all setups': identical on every setup."))
@@ -99,19 +127,30 @@ def build_blocks(results: Sequence[Results], plots: dict[str, Path],
     b.append(("h2", "Hardware setups"))
     id_rule = first.hardware.id_rule if first.hardware else None
     b.append(_table(tables.hardware_frame(results), "id = " + (id_rule or "see docs")))
-    if "score_distributions.png" in plots:
-        b.append(("h2", "Score distributions"))
-        b.append(("img", (plots["score_distributions.png"],
-                          "Raw model scores over the scored shortlist")))
-        b.append(_table(tables.score_quantile_frame(results),
-                        "Raw model score quantiles over all scored (query, passage) pairs."))
-    b.append(("h2", "Conventions"))
-    b.append(("ul", [f"{k}: {v}" for k, v in conv.model_dump(mode="json").items()
-                     if v is not None]))
-    b.append(("ul", [f"source: {r.source or 'this run'} (hardware {hw_id(r)})"
-                     for r in results]))
-    b.append(("p", f"Generated by rerank-eval {__version__}."))
-    return [x for x in b if x is not None]
+    return b
+
+
+def _score_distributions(results: Sequence[Results], plots: dict[str, Path]
+                         ) -> list[Block | None]:
+    """The raw score histograms and quantiles (when the plot was drawn)."""
+    if "score_distributions.png" not in plots:
+        return []
+    return [("h2", "Score distributions"),
+            ("img", (plots["score_distributions.png"],
+                     "Raw model scores over the scored shortlist")),
+            _table(tables.score_quantile_frame(results),
+                   "Raw model score quantiles over all scored (query, passage) pairs.")]
+
+
+def _conventions(results: Sequence[Results]) -> list[Block | None]:
+    """How the numbers were computed, where each results file came from, and by what."""
+    conv = results[0].conventions
+    return [("h2", "Conventions"),
+            ("ul", [f"{k}: {v}" for k, v in conv.model_dump(mode="json").items()
+                    if v is not None]),
+            ("ul", [f"source: {r.source or 'this run'} (hardware {hw_id(r)})"
+                    for r in results]),
+            ("p", f"Generated by rerank-eval {__version__}.")]
 
 
 def _or_unknown(value: Any) -> str:
