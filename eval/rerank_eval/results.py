@@ -161,6 +161,10 @@ class RunConfig(_Open):
     config's, so it stays an open object; declared here are the keys reports read."""
 
     name: str | None = None
+    # The dataset and first-stage sections as written (compare and gate check that both
+    # sides share them, ``compare.conventions``).
+    dataset: Annotated[dict[str, Any] | None, OMIT_NONE] = None
+    first_stage: Annotated[dict[str, Any] | None, OMIT_NONE] = None
     depths: list[int] = []
     metrics: list[str] = []
     relevance_threshold: int | None = None
