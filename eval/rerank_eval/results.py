@@ -372,6 +372,9 @@ class RerankerEntry(_Model):
     pairs_scored: int = 0  # model calls (cache hits and latency probes excluded)
     pairs_from_cache: int = 0
     pairs_truncated: int = 0
+    # Queries cut before scoring (a cross-encoder cuts those over half its window); absent
+    # where the backend cannot tell (hosted APIs truncate on the provider's side).
+    queries_truncated: Annotated[int | None, OMIT_NONE] = None
     sanity: Annotated[Sanity | None, OMIT_NONE] = None  # with sanity_check: true
     # The backend's own description (model path, dtype, batch size, provider, ...).
     description: dict[str, Any] = {}

@@ -80,7 +80,10 @@ def conventions(result: ExperimentResult) -> dict[str, Any]:
         "document_text": DOC_TEXT_RULE,
         "self_matches": ("dropped (doc id == query id)" if cfg.dataset.drop_self_matches
                          else "kept (doc id == query id is not removed)"),
-        "pair_order": "query first, passage second; only the passage is truncated",
+        "pair_order": ("query first, passage second; a query longer than half the window "
+                       "(less special tokens) is cut to that half (counted in "
+                       "queries_truncated), then the passage is cut to fill the window "
+                       "(pairs_truncated counts pairs cut either way)"),
         "metrics_oracle": "equal to trec_eval (pytrec_eval) to 1e-6, tested",
         "rerank_latency": LATENCY_RULE,
         "first_stage_latency": FIRST_STAGE_RULE,
