@@ -409,6 +409,16 @@ class RerankerEntry(_Model):
         return sorted(int(d) for d in self.metrics)
 
 
+class SkippedReranker(_Model):
+    """An ``optional: true`` reranker that did not run, and why (e.g. its hub model is not
+    cached and the hub cannot be reached)."""
+
+    name: str
+    kind: str | None = None
+    model: str | None = None
+    reason: str
+
+
 # --- the file ------------------------------------------------------------------------------
 
 class Results(_Model):
@@ -426,6 +436,8 @@ class Results(_Model):
     dataset: DatasetSummary = Field(default_factory=DatasetSummary)
     first_stage: FirstStage
     rerankers: list[RerankerEntry] = []
+    # Optional rerankers that were skipped (not counted in ``missing``).
+    skipped: list[SkippedReranker] = []
     conventions: Conventions = Field(default_factory=Conventions)
     timings_s: Annotated[dict[str, float], MEASUREMENT] = {}
     runs_dir: str | None = None
