@@ -4,22 +4,26 @@ checked here: the bench is a command, its numbers are reported, not asserted).""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import rerank_eval
 from rerank_eval.bench import kendall_per_query, load_pairs
 from rerank_eval.cli import main
+from rerank_eval.models import hash_model_files
 
 QUICKSTART = Path(rerank_eval.__file__).parent / "datasets" / "data" / "quickstart"
 
 
 def test_bench_smoke_writes_speed_fidelity_and_hardware(tiny_cross_encoder, tmp_path, capsys):
     out = tmp_path / "bench.json"
-    rc = main(["bench", "--beir", str(QUICKSTART), "--depth", "3", "--queries", "2",
-               "--model", str(tiny_cross_encoder), "--rounds", "1", "--batch-size", "4",
-               "--max-length", "64", "--dtypes", "float32,bfloat16,int8", "--json", str(out),
-               "--quiet"])
+    argv = ["bench", "--beir", str(QUICKSTART), "--depth", "3", "--queries", "2",
+            "--model", str(tiny_cross_encoder), "--rounds", "1", "--batch-size", "4",
+            "--max-length", "64", "--dtypes", "float32,bfloat16,int8", "--json", str(out),
+            "--quiet"]
+    rc = main(argv)
     assert rc == 0
     printed = capsys.readouterr().out
     assert "engine/fp32" in printed and "peer" in printed and "x peer" in printed
@@ -42,6 +46,27 @@ def test_bench_smoke_writes_speed_fidelity_and_hardware(tiny_cross_encoder, tmp_
     assert methods["ceiling/fp32"]["fidelity_vs_fp32"]["max_abs_diff"] < 1e-4
     assert methods["engine/fp32"]["path"] == "cpu/float32/eager"
     assert methods["engine/int8"]["path"] == "cpu/int8-dynamic/eager"
+    # Provenance: the command line, the model's content hash, versions and the commit.
+    prov = report["provenance"]
+    assert prov["argv"] == ["rerank-eval", *argv]
+    assert prov["model"]["weights_sha256"] == hash_model_files(tiny_cross_encoder)
+    assert set(prov["versions"]) == {"torch", "transformers", "sentence-transformers", "numpy",
+                                     "rerank-eval"}
+    assert prov["versions"]["rerank-eval"] == rerank_eval.__version__
+    head = _git_head(Path(rerank_eval.__file__).parent)
+    if head is None:  # an installed package, or no git: nothing to record
+        assert prov["commit"] == "unknown" and prov["dirty"] == "unknown"
+    else:
+        assert prov["commit"] == head and isinstance(prov["dirty"], bool)
+        assert head[:12] in printed
+
+
+def _git_head(folder: Path) -> str | None:
+    if shutil.which("git") is None:
+        return None
+    done = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"],
+                          capture_output=True, text=True, check=False)
+    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def test_query_subset_is_seeded_and_pairs_follow_the_first_stage():

@@ -75,8 +75,11 @@ def test_only_queries_in_every_system_are_compared_and_the_rest_counted(tmp_path
     partial = {q: v for q, v in _values(rng, 0.1).items() if q not in ("q00", "q01", "q02")}
     other = write_results(tmp_path / "other", name="other", first_stage={"ndcg@10": partial},
                           rerankers={}, fs_name="dense")
+    # Another first stage is another convention: allowed here, and recorded.
     report = compare_systems(load_systems([results, other]), depths=[10], permutations=200,
-                             bootstrap=200)
+                             bootstrap=200, allow_mismatch=["first_stage"])
+    assert report.settings.allowed_mismatches == [
+        "allowed mismatch: exp and other differ in first_stage: bm25 top-100 vs dense top-100"]
     cell = report.cells[0]
     assert (cell.queries, cell.queries_dropped) == (27, 3)
     bm25 = _row(cell, "bm25")

@@ -140,7 +140,7 @@ def test_different_datasets_and_missing_files_are_input_errors(tmp_path, capsys)
     old = _side(tmp_path, "old", 0.0)
     other = _side(tmp_path, "other", 0.0, dataset_id="cisi")
     assert _gate(old, other, "--metric", "ndcg@10", "--max-drop", "0.1") == 2
-    assert "different datasets" in capsys.readouterr().err
+    assert "differ in dataset: toy vs cisi" in capsys.readouterr().err
     assert _gate(old, tmp_path / "nope" / "results.json", "--metric", "ndcg@10",
                  "--max-drop", "0.1") == 2
     assert "results file not found" in capsys.readouterr().err

@@ -55,8 +55,9 @@ def test_local_and_hosted_rerankers_end_to_end(tmp_path, scifact_dir, tiny_cross
                                                server, caplog):
     server.fail_next("429", "500", "truncated")  # a bumpy network on the way
     dataset = {"beir": str(scifact_dir), "sample": {"queries": 10, "seed": 1}}
-    config = parse_config(_raw_config(dataset, tiny_cross_encoder, server, list(ENV)),
-                          base_dir=tmp_path)
+    # sanity: true opts the billed hosted rerankers into the probes (default: off for them).
+    config = parse_config(_raw_config(dataset, tiny_cross_encoder, server, list(ENV),
+                                      sanity=True), base_dir=tmp_path)
     caplog.set_level(logging.DEBUG, logger="rerank_eval")
     result = run_experiment(config, out_dir=tmp_path / "out")
     lines = [record.getMessage() for record in caplog.records]

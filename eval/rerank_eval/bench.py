@@ -19,9 +19,11 @@ is measured against the fp32 engine's scores (max |diff|, per-query Kendall tau,
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import random
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -37,7 +39,9 @@ from rerank_eval.errors import InputError
 from rerank_eval.hardware import hardware_fingerprint
 from rerank_eval.models import (
     cpu_has_native_bf16,
+    hash_model_files,
     load_pretrained,
+    model_identity,
     quiet_transformers,
     resolve_dtype,
 )
@@ -92,6 +96,57 @@ def hardware() -> dict[str, Any]:
     """Who measured: the run's hardware fingerprint (CPU, flags, cores, threads, GPU,
     versions, load) and what ``dtype: auto`` resolves to on this CPU."""
     return {**hardware_fingerprint(), "cpu_native_bf16": cpu_has_native_bf16()}
+
+
+#: Packages whose versions a bench report records (they decide its speed and scores).
+PROVENANCE_PACKAGES = ("torch", "transformers", "sentence-transformers", "numpy", "rerank-eval")
+UNKNOWN = "unknown"
+
+
+def git_state(folder: str | Path) -> dict[str, Any]:
+    """The commit of the git tree holding ``folder`` and whether tracked files differ from it
+    (``dirty``; untracked files do not count); both ``"unknown"`` outside git (an installed
+    package) or without git."""
+    def git(*args: str) -> subprocess.CompletedProcess[str] | None:
+        try:
+            return subprocess.run(["git", "-C", str(folder), *args], capture_output=True,
+                                  text=True, timeout=20, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    head = git("rev-parse", "HEAD")
+    if head is None or head.returncode != 0 or not head.stdout.strip():
+        return {"commit": UNKNOWN, "dirty": UNKNOWN}
+    status = git("status", "--porcelain", "--untracked-files=no")
+    dirty: bool | str = UNKNOWN if status is None or status.returncode != 0 \
+        else bool(status.stdout.strip())
+    return {"commit": head.stdout.strip(), "dirty": dirty}
+
+
+def package_versions(names: Sequence[str] = PROVENANCE_PACKAGES) -> dict[str, str]:
+    """Installed version of each package (``"not installed"`` when absent)."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def provenance(model_path: str, argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """What a recorded bench needs to be trusted and repeated: the rerank-eval commit (and
+    whether its tree was dirty), the command line, the model's content hash
+    (``models.hash_model_files``, the score cache's) and the package versions."""
+    import rerank_eval
+
+    if Path(model_path).is_dir():
+        model = {"path": model_path, "weights_sha256": hash_model_files(model_path)}
+    else:
+        model = {"path": model_path, **model_identity(model_path)}
+    return {**git_state(Path(rerank_eval.__file__).parent),
+            "argv": list(argv) if argv is not None else None,
+            "model": model, "versions": package_versions()}
 
 
 def _sync(device: torch.device) -> None:
@@ -190,8 +245,10 @@ def run_bench(
     device: str = "auto",
     max_tokens_per_batch: int | None = None,
     peer: bool = True,
+    argv: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Time every method on ``bp`` in ``rounds`` interleaved rounds; plain data back."""
+    """Time every method on ``bp`` in ``rounds`` interleaved rounds; plain data back, with
+    the hardware and the :func:`provenance` (``argv``: the command line that ran it)."""
     n = len(bp.pairs)
     base = {"model": model, "batch_size": batch_size, "max_length": max_length,
             "device": device, "compile": False, "max_tokens_per_batch": max_tokens_per_batch}
@@ -210,6 +267,7 @@ def run_bench(
         _warm_up(methods, engines, st, bp.pairs, batch_size)
         times, scores = _time_rounds(methods, rounds, dev, n)
     return {
+        "provenance": provenance(ref.model_path, argv),
         "hardware": hardware(),
         "pairs": {"source": bp.source, "count": n, "queries": len(bp.first_stage)},
         "settings": {"model": model, "model_path": ref.model_path, "batch_size": batch_size,
@@ -377,7 +435,12 @@ def _truncated(engine: CrossEncoder, bp: BenchPairs) -> int:
 def format_report(report: dict[str, Any]) -> str:
     """The human-readable table printed by the command."""
     hw, st = report["hardware"], report["settings"]
+    prov = report.get("provenance") or {}
+    dirty = prov.get("dirty")
     lines = [
+        f"rerank-eval {prov.get('versions', {}).get('rerank-eval', '?')} at commit "
+        f"{prov.get('commit', UNKNOWN)}" + (" (dirty tree)" if dirty is True else "")
+        + f"; model sha256 {prov.get('model', {}).get('weights_sha256', UNKNOWN)[:12]}",
         f"pairs: {report['pairs']['source']}: {report['pairs']['count']} pairs "
         f"({st['pairs_truncated']} truncated to {st['max_length']} tokens)",
         f"model: {st['model']} (batch {st['batch_size']}, max_length {st['max_length']}, "

@@ -197,6 +197,8 @@ class ExperimentConfig(_SharedSections):
             "first_stage": {fs.kind: fs.params.model_dump(exclude_unset=True),
                             "depth": fs.depth},
             "rerankers": [{"name": r.name, "kind": r.kind,
+                           **({"optional": True} if r.optional else {}),
+                           **({} if r.sanity is None else {"sanity": r.sanity}),
                            **r.params.model_dump(exclude_unset=True)} for r in self.rerankers],
             "depths": self.depths,
             "metrics": [m.name for m in self.resolved_metrics],

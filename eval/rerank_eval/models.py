@@ -32,9 +32,13 @@ PACKAGED_MINILM_ALIASES = {
 HUB_OFFLINE_HELP = (
     "model {model!r} is neither a local folder nor in the Hugging Face cache, and the hub could"
     " not be reached ({reason}). Offline: download it on a connected machine "
-    "(hf download {model}) and copy the cache (HF_HOME), or set model: to a local folder"
+    "({download}) and copy the cache (HF_HOME), or set model: to a local folder"
 )
-HUB_CHECK_TIMEOUT_S = 10.0
+#: One request, no retries: an unreachable hub fails a run in seconds, not after a minute.
+HUB_CHECK_TIMEOUT_S = 5.0
+# Why the hub (by endpoint) could not be reached, once found out in this process: later
+# checks (other rerankers, other hub ids) fail at once instead of waiting for their time-out.
+_hub_unreachable: dict[str, str] = {}
 
 
 def resolve_model(model: str, base_dir: Path, field: str) -> str:
@@ -70,29 +74,73 @@ def resolve_model(model: str, base_dir: Path, field: str) -> str:
     return model
 
 
+def download_hint(model: str) -> str:
+    """The download command of the installed huggingface-hub: ``hf download`` (0.34 and
+    later), else the older ``huggingface-cli download``."""
+    try:
+        from importlib.metadata import version
+
+        major, minor = (int(x) for x in re.findall(r"\d+", version("huggingface-hub"))[:2])
+    except Exception:  # noqa: BLE001 - unknown version: the current command
+        return f"hf download {model}"
+    return f"hf download {model}" if (major, minor) >= (0, 34) else \
+        f"huggingface-cli download {model}"
+
+
+def hub_offline() -> bool:
+    """``HF_HUB_OFFLINE`` as huggingface-hub read it at import, or as set since."""
+    from huggingface_hub import constants
+
+    value = os.environ.get("HF_HUB_OFFLINE", "").strip().upper()
+    return bool(constants.HF_HUB_OFFLINE) or value in {"1", "ON", "YES", "TRUE"}
+
+
 def check_model_available(model: str, field: str) -> None:
     """Fail now, in seconds, when ``model`` (from :func:`resolve_model`) cannot be loaded: a
     local folder is there already; a hub id must be in the local hub cache, or the hub must
-    answer one request (none with ``HF_HUB_OFFLINE`` set). Loading itself would otherwise
-    retry for a minute, after earlier rerankers have spent their whole pass."""
+    answer one request (none with ``HF_HUB_OFFLINE`` set, none after the hub was found
+    unreachable in this process). Loading itself would otherwise retry for a minute, after
+    earlier rerankers have spent their whole pass."""
     if Path(model).exists():
         return
     try:
-        from huggingface_hub import constants, model_info, try_to_load_from_cache
+        from huggingface_hub import constants, try_to_load_from_cache
+        from huggingface_hub.errors import HfHubHTTPError
     except ImportError:  # transformers depends on it; without it loading fails anyway
         return
     if isinstance(try_to_load_from_cache(model, "config.json"), str):
         return
-    if constants.HF_HUB_OFFLINE:
+    if hub_offline():
         reason = "HF_HUB_OFFLINE is set"
+    elif constants.ENDPOINT in _hub_unreachable:
+        reason = _hub_unreachable[constants.ENDPOINT]
     else:
         try:
-            model_info(model, timeout=HUB_CHECK_TIMEOUT_S)
+            _ask_hub(model)
             return
         except Exception as e:  # noqa: BLE001 - any failure means: cannot load it from here
             text = str(e).splitlines()[0][:160] if str(e) else ""
             reason = f"{type(e).__name__}: {text}" if text else type(e).__name__
-    raise InputError(f"{field}: " + HUB_OFFLINE_HELP.format(model=model, reason=reason))
+            if not isinstance(e, HfHubHTTPError):  # no answer at all: the hub, not the model
+                _hub_unreachable[constants.ENDPOINT] = reason
+    raise InputError(f"{field}: " + HUB_OFFLINE_HELP.format(
+        model=model, reason=reason, download=download_hint(model)))
+
+
+def _ask_hub(model: str) -> None:
+    """One GET of the hub's model API (what ``HfApi.model_info`` requests), raising when it
+    does not answer 200. Made directly because huggingface-hub's own request headers first
+    fetch an agent registry from the hub, a second wait of seconds when the hub is silent."""
+    from urllib.parse import quote
+
+    from huggingface_hub import constants, get_token
+    from huggingface_hub.utils import get_session, hf_raise_for_status
+
+    token = get_token()
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    response = get_session().get(f"{constants.ENDPOINT}/api/models/{quote(model, safe='/')}",
+                                 headers=headers, timeout=HUB_CHECK_TIMEOUT_S)
+    hf_raise_for_status(response)
 
 
 def load_pretrained(load, model: str, field: str, **kwargs):
@@ -125,7 +173,8 @@ def _load(load, model: str, field: str, **kwargs):
         return load(model, **kwargs)
     except OSError as e:
         reason = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
-        message = HUB_OFFLINE_HELP.format(model=model, reason=reason)
+        message = HUB_OFFLINE_HELP.format(model=model, reason=reason,
+                                          download=download_hint(model))
         raise InputError(f"{field}: {message}") from None
 
 

@@ -161,6 +161,10 @@ class RunConfig(_Open):
     config's, so it stays an open object; declared here are the keys reports read."""
 
     name: str | None = None
+    # The dataset and first-stage sections as written (compare and gate check that both
+    # sides share them, ``compare.conventions``).
+    dataset: Annotated[dict[str, Any] | None, OMIT_NONE] = None
+    first_stage: Annotated[dict[str, Any] | None, OMIT_NONE] = None
     depths: list[int] = []
     metrics: list[str] = []
     relevance_threshold: int | None = None
@@ -368,6 +372,9 @@ class RerankerEntry(_Model):
     pairs_scored: int = 0  # model calls (cache hits and latency probes excluded)
     pairs_from_cache: int = 0
     pairs_truncated: int = 0
+    # Queries cut before scoring (a cross-encoder cuts those over half its window); absent
+    # where the backend cannot tell (hosted APIs truncate on the provider's side).
+    queries_truncated: Annotated[int | None, OMIT_NONE] = None
     sanity: Annotated[Sanity | None, OMIT_NONE] = None  # with sanity_check: true
     # The backend's own description (model path, dtype, batch size, provider, ...).
     description: dict[str, Any] = {}
@@ -402,6 +409,16 @@ class RerankerEntry(_Model):
         return sorted(int(d) for d in self.metrics)
 
 
+class SkippedReranker(_Model):
+    """An ``optional: true`` reranker that did not run, and why (e.g. its hub model is not
+    cached and the hub cannot be reached)."""
+
+    name: str
+    kind: str | None = None
+    model: str | None = None
+    reason: str
+
+
 # --- the file ------------------------------------------------------------------------------
 
 class Results(_Model):
@@ -419,6 +436,8 @@ class Results(_Model):
     dataset: DatasetSummary = Field(default_factory=DatasetSummary)
     first_stage: FirstStage
     rerankers: list[RerankerEntry] = []
+    # Optional rerankers that were skipped (not counted in ``missing``).
+    skipped: list[SkippedReranker] = []
     conventions: Conventions = Field(default_factory=Conventions)
     timings_s: Annotated[dict[str, float], MEASUREMENT] = {}
     runs_dir: str | None = None

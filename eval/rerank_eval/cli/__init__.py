@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_terminated)
     args = build_parser().parse_args(argv)
+    args.argv = ["rerank-eval", *(sys.argv[1:] if argv is None else argv)]  # for provenance
     try:
         with cli_logging(verbose=args.verbose, quiet=args.quiet):
             return int(args.func(args))

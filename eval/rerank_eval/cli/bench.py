@@ -56,11 +56,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     report = run_bench(pairs, args.model, batch_size=args.batch_size, max_length=args.max_length,
                        rounds=args.rounds, dtypes=args.dtypes.split(","), compile_=args.compile,
                        device=args.device, max_tokens_per_batch=args.max_tokens_per_batch,
-                       peer=not args.no_peer)
+                       peer=not args.no_peer, argv=getattr(args, "argv", None))
     print(format_report(report))
     if args.json:
+        from rerank_eval.files import atomic_write_text
+
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        atomic_write_text(path, json.dumps(report, indent=2) + "\n")
         print(f"\njson: {path}")
     return 0

@@ -47,6 +47,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     cmp.add_argument("--seed", type=int, default=0)
     cmp.add_argument("--relevance-threshold", type=int, default=1,
                      help="for TREC runs: grade counted relevant by binary metrics")
+    cmp.add_argument("--allow-mismatch", action="append", default=[], metavar="FIELD",
+                     help="compare results that differ in this convention anyway (repeatable; "
+                          f"one of {', '.join(options.CONVENTION_FIELDS)}); recorded in the "
+                          "output")
     cmp.add_argument("--format", default="table", choices=("table", "md", "html", "json"))
     cmp.add_argument("--out", help="write here instead of stdout")
     cmp.set_defaults(func=_cmd_compare)
@@ -56,8 +60,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="fail (exit 1) when a candidate regresses against a baseline",
         description="Rule options after --metric apply to that metric; given before any "
                     "--metric they are defaults for every rule.")
-    gate.add_argument("--baseline", required=True, help="baseline results.json (or folder)")
-    gate.add_argument("--candidate", required=True, help="candidate results.json (or folder)")
+    gate.add_argument("--baseline", required=True,
+                      help="baseline results.json (or folder); FILE:NAME picks its reranker NAME")
+    gate.add_argument("--candidate", required=True,
+                      help="candidate results.json (or folder); FILE:NAME picks its reranker "
+                           "NAME (so two rerankers of one file can be gated)")
     gate.add_argument("--metric", action=_RuleItem, help="start a metric rule, e.g. ndcg@10")
     gate.add_argument("--max-drop", type=float, action=_RuleItem,
                       help="largest allowed absolute drop of the metric")
@@ -72,7 +79,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     gate.add_argument("--rules", help="YAML file of rules (instead of rule flags)")
     gate.add_argument("--test", choices=options.TESTS, help="paired test for --alpha "
                       "(default: t-test)")
-    gate.add_argument("--junit", help="write JUnit XML here")
+    gate.add_argument("--allow-mismatch", action="append", default=[], metavar="FIELD",
+                      help="gate results that differ in this convention anyway (repeatable; "
+                           f"one of {', '.join(options.CONVENTION_FIELDS)}); recorded in the "
+                           "summary and the JUnit file")
+    gate.add_argument("--junit", help="write JUnit XML here (also on exit 2, with the error)")
     gate.set_defaults(func=_cmd_gate, rule_items=[])
 
 
@@ -92,7 +103,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     report = compare_systems(systems, baseline=args.baseline, metrics=metrics,
                              depths=args.depth, test=args.test, correction=args.correction,
                              alpha=args.alpha, permutations=args.permutations,
-                             bootstrap=args.bootstrap, seed=args.seed)
+                             bootstrap=args.bootstrap, seed=args.seed,
+                             allow_mismatch=args.allow_mismatch)
     text = render(report, args.format)
     if args.out:
         atomic_write_text(args.out, text)
@@ -141,7 +153,21 @@ def _flag(loc: tuple[Any, ...]) -> str:
 
 
 def _cmd_gate(args: argparse.Namespace) -> int:
-    from rerank_eval.compare.gate import exit_code, format_verdicts, load_rules, run_gate
+    """Judge every rule; with ``--junit``, the JUnit file is written whatever the exit code
+    (on bad input, exit 2, it holds the error)."""
+    from rerank_eval.compare.junit import write_junit_error
+
+    try:
+        return _gate(args)
+    except InputError as e:
+        if args.junit:
+            write_junit_error(str(e), args.junit)
+            print(f"junit: {args.junit}", file=sys.stderr)
+        raise
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from rerank_eval.compare.gate import exit_code, format_verdicts, gate, load_rules
     from rerank_eval.compare.junit import write_junit
 
     test = args.test or "t-test"
@@ -152,9 +178,10 @@ def _cmd_gate(args: argparse.Namespace) -> int:
         test = args.test or yaml_test
     else:
         rules = rules_from_flags(args.rule_items)
-    verdicts = run_gate(args.baseline, args.candidate, rules, test)
-    print(format_verdicts(verdicts))
+    outcome = gate(args.baseline, args.candidate, rules, test,
+                   allow_mismatch=args.allow_mismatch)
+    print(format_verdicts(outcome.verdicts, outcome.notes()))
     if args.junit:
-        write_junit(verdicts, args.junit)
+        write_junit(outcome.verdicts, args.junit, notes=outcome.notes())
         print(f"junit: {args.junit}", file=sys.stderr)
-    return exit_code(verdicts)
+    return exit_code(outcome.verdicts)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from rerank_eval.compare import stats
+from rerank_eval.compare.conventions import allowed_lines, check_allow_list, check_conventions
 from rerank_eval.compare.systems import System
 from rerank_eval.errors import InputError
 
@@ -58,6 +59,8 @@ class Settings:
     bootstrap: int = stats.DEFAULT_BOOTSTRAP
     confidence: float = 0.95
     seed: int = 0
+    # Convention differences between the inputs that --allow-mismatch let through.
+    allowed_mismatches: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -81,8 +84,14 @@ def compare_systems(
     permutations: int = stats.DEFAULT_PERMUTATIONS,
     bootstrap: int = stats.DEFAULT_BOOTSTRAP,
     seed: int = 0,
+    allow_mismatch: Sequence[str] = (),
 ) -> ComparisonReport:
-    """Compare ``systems`` with the baseline (default: the first system)."""
+    """Compare ``systems`` with the baseline (default: the first system).
+
+    Every input must share the baseline's conventions (``compare.conventions``: dataset,
+    query sample, relevance threshold, first stage, depths, tie order); a difference is an
+    InputError unless its field is in ``allow_mismatch``, and is then recorded in the
+    report's settings."""
     if test not in stats.TESTS:
         raise InputError(f"--test: unknown test {test!r} (one of {', '.join(stats.TESTS)})")
     if correction not in stats.CORRECTIONS:
@@ -94,6 +103,7 @@ def compare_systems(
         raise InputError(f"--baseline: no system named {base_name!r} "
                          f"(systems: {', '.join(by_name)})")
     base = by_name[base_name]
+    allowed = _check_conventions(systems, base, allow_mismatch)
     chosen_metrics = list(metrics) or [m for m in base.metrics()
                                        if all(m in s.values for s in systems)]
     for m in chosen_metrics:
@@ -109,7 +119,8 @@ def compare_systems(
             raise InputError(f"--depth: no system was reranked at depth {d} "
                              f"(depths: {', '.join(map(str, all_depths)) or 'none'})")
     settings = Settings(baseline=base_name, test=test, correction=correction, alpha=alpha,
-                        permutations=permutations, bootstrap=bootstrap, seed=seed)
+                        permutations=permutations, bootstrap=bootstrap, seed=seed,
+                        allowed_mismatches=allowed)
     cells = []
     for metric in chosen_metrics:
         for depth in chosen_depths:
@@ -117,6 +128,27 @@ def compare_systems(
             if cell is not None:
                 cells.append(cell)
     return ComparisonReport(settings, cells)
+
+
+def _check_conventions(systems: Sequence[System], base: System,
+                       allow: Sequence[str]) -> list[str]:
+    """Each input's conventions against the baseline's input (the first results.json when
+    the baseline is a TREC run); the allowed differences as lines for the report."""
+    check_allow_list(allow)
+    reference = base if base.stage != "run" else next(
+        (s for s in systems if s.stage != "run"), base)
+    lines: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for s in systems:
+        if s.conventions is reference.conventions:  # the same file (or both empty)
+            continue
+        labels = (reference.source, s.source)
+        for m in check_conventions(reference.conventions, s.conventions, allow, labels=labels):
+            key = (s.source, m.field)
+            if key not in seen:
+                seen.add(key)
+                lines += allowed_lines([m], labels)
+    return lines
 
 
 def _compare_cell(systems: Sequence[System], base: System, metric: str, depth: int | None,

@@ -13,6 +13,7 @@ Means and tests use the queries both results share, from their per_query.csv.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,6 +22,12 @@ import numpy as np
 from pydantic import Discriminator, Field, Tag, field_validator
 
 from rerank_eval.compare import stats
+from rerank_eval.compare.conventions import (
+    Mismatch,
+    allowed_lines,
+    check_allow_list,
+    check_conventions,
+)
 from rerank_eval.compare.systems import System, load_results
 from rerank_eval.errors import InputError
 from rerank_eval.params import (
@@ -138,19 +145,27 @@ class Verdict:
 
 @dataclass
 class Side:
-    """One results.json: its content and its systems by name."""
+    """One results.json: its content, its systems by name and, when given as ``FILE:NAME``,
+    the reranker it stands for (so one results file can be gated against itself)."""
 
     path: Path
     results: Results
     systems: dict[str, System]
+    reranker: str | None = None
 
     @classmethod
-    def load(cls, path: str | Path) -> Side:
-        path = Path(path)
+    def load(cls, spec: str | Path, label: str = "baseline") -> Side:
+        """``spec``: a results.json, its folder, or either followed by ``:NAME`` (a reranker
+        of that file)."""
+        path, name = split_reranker_spec(spec)
         if path.is_dir():
             path = path / "results.json"
         results, systems = load_results(path)
-        return cls(path, results, {s.name: s for s in systems})
+        side = cls(path, results, {s.name: s for s in systems}, name)
+        if name is not None and name not in side.reranker_names():
+            raise InputError(f"--{label}: no reranker {name!r} in this results.json (it has: "
+                             f"{', '.join(side.reranker_names()) or 'none'})", path=path)
+        return side
 
     def reranker_names(self) -> list[str]:
         return self.results.reranker_names()
@@ -159,26 +174,46 @@ class Side:
         return self.results.reranker(name)
 
 
-def _pick_rerankers(base: Side, cand: Side, name: str | None) -> tuple[str, str]:
-    """The reranker to judge on each side: ``name`` in both, or the only one of each."""
+def split_reranker_spec(spec: str | Path) -> tuple[Path, str | None]:
+    """``FILE`` or ``FILE:NAME``: the path and the reranker named after the last colon. A path
+    that exists as written wins (a file name may hold a colon)."""
+    text = str(spec)
+    if Path(text).exists() or ":" not in text:
+        return Path(text), None
+    path, name = text.rsplit(":", 1)
+    if not name or not path or not Path(path).exists():
+        return Path(text), None
+    return Path(path), name
+
+
+def _pick_one(side: Side, label: str, name: str | None) -> str:
+    """The reranker of one side: named by ``FILE:NAME``, else ``name`` (``--reranker`` or a
+    rule's), else its only one."""
+    if side.reranker is not None:
+        return side.reranker
+    names = side.reranker_names()
     if name is not None:
-        for side, label in ((base, "baseline"), (cand, "candidate")):
-            if name not in side.reranker_names():
-                raise InputError(f"--reranker: {label} has no reranker {name!r} (it has: "
-                                 f"{', '.join(side.reranker_names()) or 'none'})",
-                                 path=side.path)
-        return name, name
-    b, c = base.reranker_names(), cand.reranker_names()
-    if len(b) == 1 and len(c) == 1:
-        return b[0], c[0]
-    if not b or not c:
-        raise InputError("no reranker in " + ("baseline" if not b else "candidate"),
-                         path=(base if not b else cand).path)
-    raise InputError(f"several rerankers (baseline: {', '.join(b)}; candidate: "
-                     f"{', '.join(c)}): choose one with --reranker NAME")
+        if name not in names:
+            raise InputError(f"--reranker: {label} has no reranker {name!r} (it has: "
+                             f"{', '.join(names) or 'none'})", path=side.path)
+        return name
+    if not names:
+        raise InputError(f"no reranker in {label}", path=side.path)
+    if len(names) > 1:
+        raise InputError(f"several rerankers in {label} ({', '.join(names)}): choose one with "
+                         f"--reranker NAME or --{label} FILE:NAME", path=side.path)
+    return names[0]
+
+
+def _pick_rerankers(base: Side, cand: Side, name: str | None) -> tuple[str, str]:
+    """The reranker to judge on each side: the one named by ``FILE:NAME``, else ``name`` in
+    both, else the only one of each."""
+    return _pick_one(base, "baseline", name), _pick_one(cand, "candidate", name)
 
 
 def _pick_depth(base: Side, cand: Side, b_name: str, c_name: str, depth: int | None) -> int:
+    """``depth``, else the baseline reranker's recommended depth (when both evaluated it),
+    else the largest depth both evaluated."""
     b_depths = set(base.systems[b_name].depths())
     c_depths = set(cand.systems[c_name].depths())
     shared = sorted(b_depths & c_depths)
@@ -186,7 +221,8 @@ def _pick_depth(base: Side, cand: Side, b_name: str, c_name: str, depth: int | N
         if not shared:
             raise InputError(f"baseline and candidate share no reranking depth "
                              f"({sorted(b_depths)} vs {sorted(c_depths)})")
-        return shared[-1]
+        recommended = base.reranker_entry(b_name).recommended_depth
+        return recommended if recommended in shared else shared[-1]
     if depth not in shared:
         raise InputError(f"--depth {depth}: not evaluated in both results (shared depths: "
                          f"{', '.join(map(str, shared)) or 'none'})")
@@ -267,29 +303,49 @@ def check_latency(rule: LatencyRule, base: Side, cand: Side) -> Verdict:
     return Verdict(label, FAIL, f"{text}: REGRESSION, latency grew too much", details)
 
 
-def run_gate(baseline: str | Path, candidate: str | Path, rules: list[Rule],
-             test: str = "t-test") -> list[Verdict]:
-    """Check every rule; input problems raise InputError (exit 2), never a verdict."""
+@dataclass
+class GateOutcome:
+    """Every rule's verdict, and the convention differences the user allowed
+    (``--allow-mismatch``), which the summary and the JUnit file record."""
+
+    verdicts: list[Verdict]
+    allowed_mismatches: list[Mismatch] = field(default_factory=list)
+
+    def notes(self) -> list[str]:
+        return allowed_lines(self.allowed_mismatches)
+
+
+def gate(baseline: str | Path, candidate: str | Path, rules: list[Rule],
+         test: str = "t-test", allow_mismatch: Sequence[str] = ()) -> GateOutcome:
+    """Check every rule. Input problems raise InputError (exit 2), never a verdict; so does a
+    difference in conventions (``compare.conventions``) not in ``allow_mismatch``."""
     if not rules:
         raise InputError("no rules: give --metric M --max-drop X, --max-p95-ratio R or --rules")
     if test not in stats.TESTS:
         raise InputError(f"--test: unknown test {test!r} (one of {', '.join(stats.TESTS)})")
-    base, cand = Side.load(baseline), Side.load(candidate)
-    b_ds, c_ds = base.results.dataset.id, cand.results.dataset.id
-    if b_ds != c_ds:
-        raise InputError(f"baseline and candidate evaluate different datasets "
-                         f"({b_ds} vs {c_ds})")
-    return [check_metric(r, base, cand, test) if isinstance(r, MetricRule)
-            else check_latency(r, base, cand) for r in rules]
+    check_allow_list(allow_mismatch)
+    base, cand = Side.load(baseline, "baseline"), Side.load(candidate, "candidate")
+    allowed = check_conventions(base.results, cand.results, allow_mismatch)
+    verdicts = [check_metric(r, base, cand, test) if isinstance(r, MetricRule)
+                else check_latency(r, base, cand) for r in rules]
+    return GateOutcome(verdicts, allowed)
+
+
+def run_gate(baseline: str | Path, candidate: str | Path, rules: list[Rule],
+             test: str = "t-test", allow_mismatch: Sequence[str] = ()) -> list[Verdict]:
+    """The verdicts of :func:`gate`."""
+    return gate(baseline, candidate, rules, test, allow_mismatch).verdicts
 
 
 def exit_code(verdicts: list[Verdict]) -> int:
     return 1 if any(v.status == FAIL for v in verdicts) else 0
 
 
-def format_verdicts(verdicts: list[Verdict]) -> str:
+def format_verdicts(verdicts: list[Verdict], notes: Sequence[str] = ()) -> str:
+    """One line per rule, the ``notes`` (allowed convention differences), then the total."""
     tag = {PASS: "PASS", FAIL: "FAIL", NOT_APPLICABLE: "N/A "}
     lines = [f"{tag[v.status]}  {v.rule}: {v.message}" for v in verdicts]
+    lines += [f"NOTE  {note}" for note in notes]
     fails = sum(v.status == FAIL for v in verdicts)
     lines.append(f"gate: {'FAILED' if fails else 'passed'} ({fails} of {len(verdicts)} rules "
                  "regressed)")

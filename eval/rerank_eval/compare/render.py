@@ -65,7 +65,8 @@ def _row_class(row: Row) -> str:
 
 
 def _table(report: ComparisonReport) -> str:
-    out = []
+    out = [f"NOTE: {line}" for line in report.settings.allowed_mismatches]
+    out += [""] if out else []
     for cell in report.cells:
         out += [f"== {_title(cell)}", text_table(HEADER, [_cells(r) for r in cell.rows]),
                 f"({_caption(report, cell)})", ""]
@@ -74,6 +75,8 @@ def _table(report: ComparisonReport) -> str:
 
 def _markdown(report: ComparisonReport) -> str:
     out = [f"# Comparison against {md.escape(report.settings.baseline)}", ""]
+    out += [f"> **Note:** {md.escape(line)}" for line in report.settings.allowed_mismatches]
+    out += [""] if report.settings.allowed_mismatches else []
     for cell in report.cells:
         rows = [_cells(r) for r in cell.rows]
         out += [f"## {md.escape(_title(cell))}", "",
@@ -90,4 +93,4 @@ def _html(report: ComparisonReport) -> str:
                                      row_classes=[_row_class(r) for r in cell.rows])}
                 for cell in report.cells]
     return render_page("compare.html.j2", f"Comparison against {report.settings.baseline}",
-                       sections=sections)
+                       sections=sections, notes=report.settings.allowed_mismatches)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rerank_eval.compare.conventions import conventions_of
 from rerank_eval.errors import InputError
 from rerank_eval.results import Results, read_results
 
@@ -28,6 +29,9 @@ class System:
     name: str
     source: str
     stage: str  # "first_stage", "reranker" or "run"
+    # What its numbers assume (``compare.conventions``): all fields for a results.json, the
+    # relevance threshold for a TREC run evaluated here.
+    conventions: dict[str, str | None] = field(default_factory=dict, repr=False)
     values: dict[str, dict[int | None, PerQuery]] = field(default_factory=dict)
 
     def metrics(self) -> list[str]:
@@ -75,6 +79,9 @@ def load_results(path: Path) -> tuple[Results, list[System]]:
         system.values.setdefault(row["metric"], {}).setdefault(key, {})[row["query_id"]] = value
     if not systems:
         raise InputError("no rows", path=per_query)
+    found = conventions_of(results)
+    for system in systems.values():
+        system.conventions = found
     ordered = sorted(systems.values(), key=lambda s: (s.stage != "first_stage",))
     return results, ordered
 
@@ -99,7 +106,8 @@ def load_run(path: Path, qrels: dict[str, dict[str, int]], metrics: Sequence[str
     specs = parse_metrics(list(metrics), "--metric")
     evaluation = evaluate_ranking(run.ranking, qrels, specs, relevance_threshold)
     system = System(path.stem if path.suffix in (".trec", ".run", ".txt") else path.name,
-                    str(path), "run")
+                    str(path), "run", conventions={
+                        "relevance_threshold": str(relevance_threshold)})
     for spec in specs:
         system.values[spec.name] = {None: dict(evaluation.per_query[spec.name])}
     return system

@@ -1,9 +1,9 @@
 """Batched, length-bucketed scoring of (query, passage) pairs with a sequence classifier.
 
 Why it is shaped this way (CPU and GPU alike, compute dominates):
-- Pairs are tokenized once, without padding (query first, passage second, only the passage
-  truncated; ``encoding.py``), then sorted by their real token length so each batch pads to a
-  near-equal length.
+- Pairs are tokenized once, without padding (query first, passage second; a query over half
+  the window is cut to that half, then the passage fills the rest; ``encoding.py``), then
+  sorted by their real token length so each batch pads to a near-equal length.
   Large inputs are tokenized in chunks (approximately length-ordered by characters) on a
   background thread while the model runs on the previous chunk; the fast tokenizer releases
   the GIL, so on a GPU tokenization hides behind compute.

@@ -123,7 +123,10 @@ def _quality_and_cost(results: Sequence[Results], setups: list[str]) -> list[Blo
                     "queries excluded; the score cache is bypassed."))
     b.append(("h2", "Throughput of the bulk scoring pass"))
     b.append(_table(tables.throughput_frame(results),
-                    conv.throughput or "pairs scored / wall time of the bulk pass"))
+                    (conv.throughput or "pairs scored / wall time of the bulk pass")
+                    + ". dtype: what each reranker computed in (dtype: auto resolves per "
+                    "machine: bf16 on a CPU with native bf16, fp16 on a GPU, else fp32); "
+                    "rerankers in different dtypes differ in speed for that reason too."))
     b.append(("h2", "Hardware setups"))
     id_rule = first.hardware.id_rule if first.hardware else None
     b.append(_table(tables.hardware_frame(results), "id = " + (id_rule or "see docs")))

@@ -72,6 +72,11 @@ class Reranker:
         """Fail now, in seconds, if this reranker cannot run (a model that cannot be found or
         fetched, a missing key): the runner calls it for every reranker before any work."""
 
+    def queries_truncated(self, queries: Sequence[str]) -> int | None:
+        """How many of ``queries`` this reranker cuts before scoring (a cross-encoder keeps at
+        least half its window for the passage); None when it cannot tell (hosted APIs)."""
+        return None
+
     def latency_warmup_rounds(self) -> int:
         """Untimed passes over every latency probe before any is timed: 0, or more for a
         backend that prepares per input shape on first sight (CUDA graphs are captured the

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BeforeValidator, Field, PrivateAttr, create_model
 
-from rerank_eval.params import Name, Params, field_error, type_name
+from rerank_eval.params import Bool, Name, Params, field_error, type_name
 from rerank_eval.rerankers.base import RerankerParams
 
 if TYPE_CHECKING:
@@ -26,6 +26,12 @@ class RerankerEntry(Params):
     name: Name
     """Unique among the rerankers; no spaces or slashes."""
     kind: str
+    optional: Bool = False
+    """When its model cannot be had (not a local folder, not in the hub cache, hub not
+    reachable), skip it with one log line (results.json ``skipped``) instead of failing."""
+    sanity: Bool | None = None
+    """Score the obvious sanity probes with it first (default: the config's sanity_check for
+    local models; false for hosted APIs, where the 12 probe documents are billed)."""
 
     _params: RerankerParams | None = PrivateAttr(None)
 

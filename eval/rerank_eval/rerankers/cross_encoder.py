@@ -252,6 +252,11 @@ class CrossEncoder(Reranker):
         self.stats.pairs_truncated += truncated
         return scores
 
+    def queries_truncated(self, queries: Sequence[str]) -> int:
+        """Queries longer than half the window (less the special tokens) are cut to it, so
+        the passage keeps at least half: counted here, as ``pairs_truncated`` counts pairs."""
+        return len(self.scorer.encoder.queries(list(queries)).cut)
+
     def latency_warmup_rounds(self) -> int:
         graphs = self.scorer.graphs
         return graphs.capture_after if graphs is not None else 0

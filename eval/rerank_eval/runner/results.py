@@ -25,6 +25,7 @@ from rerank_eval.results import (
     RerankerEntry,
     Results,
     RunConfig,
+    SkippedReranker,
     results_json,
 )
 from rerank_eval.runs import SAVED_SCORE_RULE, TIE_RULE
@@ -59,10 +60,12 @@ class ExperimentResult:
     reports_dir: Path
     timings: dict[str, float] = field(default_factory=dict)
     hardware: dict[str, Any] = field(default_factory=dict)
+    skipped: list[SkippedReranker] = field(default_factory=list)  # optional ones not run
 
     def missing(self) -> list[str]:
-        """The configured rerankers without results yet (results.json ``missing``)."""
-        done = {stage.name for stage in self.rerankers}
+        """The configured rerankers without results yet (results.json ``missing``); skipped
+        optional rerankers are not missing."""
+        done = {stage.name for stage in self.rerankers} | {s.name for s in self.skipped}
         return [r.name for r in self.config.rerankers if r.name not in done]
 
 
@@ -80,7 +83,10 @@ def conventions(result: ExperimentResult) -> dict[str, Any]:
         "document_text": DOC_TEXT_RULE,
         "self_matches": ("dropped (doc id == query id)" if cfg.dataset.drop_self_matches
                          else "kept (doc id == query id is not removed)"),
-        "pair_order": "query first, passage second; only the passage is truncated",
+        "pair_order": ("query first, passage second; a query longer than half the window "
+                       "(less special tokens) is cut to that half (counted in "
+                       "queries_truncated), then the passage is cut to fill the window "
+                       "(pairs_truncated counts pairs cut either way)"),
         "metrics_oracle": "equal to trec_eval (pytrec_eval) to 1e-6, tested",
         "rerank_latency": LATENCY_RULE,
         "first_stage_latency": FIRST_STAGE_RULE,
@@ -124,6 +130,7 @@ def results_model(result: ExperimentResult) -> Results:
                                                "notes": result.dataset.notes}),
         first_stage=first_stage_entry(result.first_stage),
         rerankers=[reranker_entry(stage) for stage in result.rerankers],
+        skipped=list(result.skipped),
         conventions=Conventions.model_validate(conventions(result)),
         timings_s=result.timings,
         runs_dir=str(result.runs_dir),

@@ -21,8 +21,10 @@ import logging
 from pathlib import Path
 
 from rerank_eval.config import ExperimentConfig, RerankerConfig, SweepConfig
+from rerank_eval.errors import InputError
 from rerank_eval.rerankers import build_reranker
 from rerank_eval.rerankers.base import Reranker, ScoringStats
+from rerank_eval.results import SkippedReranker
 from rerank_eval.runner.results import ExperimentResult, StageResult, write_results
 from rerank_eval.runner.steps import (
     PreparedDataset,
@@ -90,6 +92,7 @@ class _Outputs:
     """Where an execution's pieces go; ``_execute`` calls these in order."""
 
     hardware: dict
+    skipped: list[SkippedReranker]
 
     def first_stage_done(self, prepared: PreparedDataset) -> None:
         raise NotImplementedError
@@ -120,7 +123,7 @@ class _ExperimentOutputs(_Outputs):
         self.result = ExperimentResult(
             config=self.config, dataset=prepared.dataset, first_stage=prepared.first_stage,
             rerankers=[], runs_dir=self.runs_dir, reports_dir=self.reports_dir,
-            timings=prepared.timings, hardware=self.hardware)
+            timings=prepared.timings, hardware=self.hardware, skipped=self.skipped)
         write_first_stage(prepared, self.runs_dir, self.reports_dir)
         write_results(self.result)
 
@@ -183,18 +186,39 @@ class _SweepOutputs(_Outputs):
         return write_sweep_report(self.result) if self.result.cells else None
 
 
-def _build_rerankers(shared: ExperimentConfig) -> list[Reranker]:
-    """Every reranker built and preflighted before any work (see the module docstring)."""
-    rerankers: list[Reranker] = []
+def _build_rerankers(shared: ExperimentConfig
+                     ) -> tuple[list[tuple[RerankerConfig, Reranker]], list[SkippedReranker]]:
+    """Every reranker built and preflighted before any work (see the module docstring); an
+    ``optional: true`` one that fails its preflight is skipped with one log line instead."""
+    built: list[tuple[RerankerConfig, Reranker]] = []
+    skipped: list[SkippedReranker] = []
     try:
         for r in shared.rerankers:
             reranker = build_reranker(r.name, r.kind, r.params, base_dir=shared.base_dir)
-            rerankers.append(reranker)
-            reranker.preflight()
+            try:
+                reranker.preflight()
+            except InputError as e:
+                if not r.optional:
+                    reranker.close()
+                    raise
+                reranker.close()
+                logger.info(f"{r.name}: skipped (optional: true): {e}")
+                skipped.append(SkippedReranker(name=r.name, kind=r.kind,
+                                               model=reranker.model_id or None, reason=str(e)))
+                continue
+            built.append((r, reranker))
     except BaseException:
-        _close_all(rerankers)
+        _close_all([reranker for _, reranker in built])
         raise
-    return rerankers
+    return built, skipped
+
+
+def _sanity_on(rr_cfg: RerankerConfig, reranker: Reranker, shared: ExperimentConfig) -> bool:
+    """The entry's ``sanity`` when given; else the config's ``sanity_check`` for backends whose
+    calls are free, and off for billed ones (hosted APIs: no latency probes either)."""
+    if rr_cfg.sanity is not None:
+        return bool(rr_cfg.sanity)
+    return shared.sanity_check and type(reranker).latency_probes
 
 
 def _close_all(rerankers: list[Reranker]) -> None:
@@ -207,7 +231,9 @@ def _execute(experiments: list[ExperimentConfig], shared: ExperimentConfig,
     """Validation, execution and writing for ``experiments`` (one per dataset), whose
     rerankers, executor and cache are ``shared``'s."""
     outputs.hardware = log_hardware()
-    rerankers = _build_rerankers(shared)
+    built, skipped = _build_rerankers(shared)
+    rerankers = [reranker for _, reranker in built]
+    outputs.skipped = skipped
     executor = cache = None
     try:
         executor = make_executor(shared.executor)
@@ -220,8 +246,8 @@ def _execute(experiments: list[ExperimentConfig], shared: ExperimentConfig,
         cache = open_cache(shared.cache.enabled, shared.cache.path) if rerankers else None
         if cache is not None:
             logger.info(f"score cache: {cache.path}")
-        for rr_cfg, reranker in zip(shared.rerankers, rerankers):
-            sanity = sanity_info(reranker) if shared.sanity_check else None
+        for rr_cfg, reranker in built:
+            sanity = sanity_info(reranker) if _sanity_on(rr_cfg, reranker, shared) else None
             for p in prepared:
                 if isinstance(outputs, _SweepOutputs):
                     logger.info(f"sweep: cell {p.config.dataset_name} x {rr_cfg.name}")

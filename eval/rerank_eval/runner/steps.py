@@ -142,10 +142,16 @@ def score_reranker(prepared: PreparedDataset, rr_cfg: RerankerConfig, reranker: 
         model_scores=model_scores, evaluations=evaluations, scoring_s=elapsed,
         description=description, measure_latency=executor.measure_latency)
     stats = reranker.stats
+    queries_cut = reranker.queries_truncated(
+        [dataset.queries[q] for q in prepared.shortlist.ranking if q in dataset.queries])
+    if queries_cut:
+        logger.info(f"{rr_cfg.name}: {queries_cut:,} of {len(prepared.shortlist.ranking):,} "
+                    "queries cut before scoring (longer than the query's share of the window)")
     entry = RerankerEntry(
         name=rr_cfg.name, kind=rr_cfg.kind, model=reranker.model_id,
         pairs_scored=stats.pairs_scored, pairs_from_cache=stats.pairs_from_cache,
-        pairs_truncated=stats.pairs_truncated, sanity=sanity, description=description,
+        pairs_truncated=stats.pairs_truncated, queries_truncated=queries_cut, sanity=sanity,
+        description=description,
         scoring_s=elapsed, executor=ExecutorRun.model_validate(executor.run_info),
         first_stage_recall_at_depth={str(d): prepared.curve[d] for d in config.resolved_depths},
         **audit, **cost, **stats.extra)  # stats.extra: e.g. hosted usage, cost, latency
