@@ -110,12 +110,12 @@ def text_sha(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
-def row_checksum(fp_hash: str, query_sha: bytes, passage_sha: bytes, score: float | None,
+def row_checksum(fp_hash: str | None, query_sha: bytes, passage_sha: bytes, score: float | None,
                  truncated: int | None) -> int:
     """A row's checksum as stored (a signed 64-bit integer, SQLite's INTEGER): ``score`` and
     ``truncated`` as SQLite holds them (None for NULL)."""
     h = hashlib.blake2b(digest_size=8)
-    h.update(fp_hash.encode("ascii", "replace"))
+    h.update((fp_hash or "").encode("ascii", "replace"))
     h.update(bytes(query_sha))
     h.update(bytes(passage_sha))
     h.update(b"N" if score is None else struct.pack("<d", score))
