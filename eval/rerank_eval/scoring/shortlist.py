@@ -3,7 +3,8 @@
 The shortlist is scored once at the largest depth; every smaller depth reuses those scores,
 so a whole depth curve costs one scoring pass. With a score cache, pairs already scored by the
 same model are read back, only the misses reach the model, and each chunk's new scores are
-written as soon as the chunk is done (a killed run resumes where it stopped).
+written as soon as the chunk is done (a killed run resumes where it stopped); a hosted
+reranker's, request by request (``Reranker.on_scored``), so a failed request costs no other.
 """
 
 from __future__ import annotations
