@@ -45,7 +45,7 @@ SCHEMAS: dict[str, tuple[str, str, str, set[str], set[str]]] = {
 }
 
 FAULTS = {"429", "500", "503", "timeout", "truncated", "bad_json", "bad_index", "duplicate",
-          "missing", "nan", "400", "echo_auth"}
+          "missing", "nan", "400", "echo_auth", "echo_key_401", "drip"}
 
 
 class FakeRerankServer:
@@ -59,6 +59,10 @@ class FakeRerankServer:
         self.requests: list[dict[str, Any]] = []  # every request that reached a handler
         self.faults: deque[str] = deque()
         self.broken: dict[str, str] = {}  # provider -> fault it answers every request with
+        self.fail_query: str | None = None  # every request for this query text gets a 500
+        self.echo_pad = 0  # echo_key_401: characters of text before the echoed key
+        self.drip_bytes = 16  # drip: the first bytes of the body, one every drip_s
+        self.drip_s = 0.25
         self.in_flight = 0
         self.max_in_flight = 0
         self.lock = threading.Lock()
@@ -107,6 +111,9 @@ class FakeRerankServer:
             h.send_header(k, v)
         h.end_headers()
         h.wfile.write(data)
+        entry = getattr(h, "entry", None)
+        if entry is not None:
+            entry["status"] = status
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("Content-Length", 0))
@@ -118,8 +125,9 @@ class FakeRerankServer:
         except ValueError:
             body = None
         with self.lock:
-            self.requests.append({"provider": provider, "path": path, "body": body,
-                                  "headers": dict(h.headers)})
+            h.entry = {"provider": provider, "path": path, "body": body,
+                       "headers": dict(h.headers), "status": None}
+            self.requests.append(h.entry)
             fault = self.broken.get(provider) or (self.faults.popleft() if self.faults else None)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -140,8 +148,14 @@ class FakeRerankServer:
         expected_path, docs_field, top_field, required, optional = SCHEMAS[provider]
         if h.headers.get("Authorization") != f"Bearer {self.api_key}":
             return self._send(h, 401, {"message": "invalid api token"})
+        if fault == "echo_key_401":  # a 401 quoting the key, after echo_pad characters
+            key = h.headers["Authorization"].removeprefix("Bearer ")
+            return self._send(h, 401, {"message": "x" * self.echo_pad + key + " is not valid"})
         if fault == "echo_auth":  # a careless provider that echoes the header it received
             return self._send(h, 400, {"message": f"bad request with {h.headers['Authorization']}"})
+        if self.fail_query is not None and isinstance(body, dict) \
+                and body.get("query") == self.fail_query:
+            return self._send(h, 500, {"message": "this query always fails"})
         if fault in {"429", "500", "503"}:
             headers = {"Retry-After": self.retry_after} if fault == "429" else {}
             return self._send(h, int(fault), {"message": f"simulated {fault}"}, headers)
@@ -200,6 +214,17 @@ class FakeRerankServer:
             h.wfile.write(data[: len(data) // 2])
             h.wfile.flush()
             h.close_connection = True
+            return None
+        if fault == "drip":  # the whole body promised, its first bytes sent one at a time
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(data)))
+            h.end_headers()
+            for i in range(min(self.drip_bytes, len(data))):
+                h.wfile.write(data[i:i + 1])
+                h.wfile.flush()
+                time.sleep(self.drip_s)
+            h.wfile.write(data[self.drip_bytes:])
             return None
         if fault == "bad_json":
             return self._send(h, 200, None, raw=data[: len(data) // 2])

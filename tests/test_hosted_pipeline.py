@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,24 @@ def _raw_config(dataset: dict, cross_encoder: Path | None, server: FakeRerankSer
 
 
 def _no_file_contains(root: Path, secret: str) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    """Files under ``root``, and the score cache's files (which live outside it), that hold
+    ``secret`` or any 6+ character part of its start or end."""
+    cache = Path(os.environ["RERANK_EVAL_CACHE"])
+    files = [p for p in root.rglob("*") if p.is_file()]
+    files += [p for p in cache.parent.glob(cache.name + "*") if p.is_file()]
+    parts = [secret[:n].encode() for n in range(6, len(secret) + 1)]
+    parts += [secret[-n:].encode() for n in range(6, len(secret) + 1)]
+    return [p for p in files if any(part in p.read_bytes() for part in parts)]
+
+
+def test_the_key_scan_reads_the_score_cache(tmp_path, monkeypatch):
+    """The scan above must see the cache file (not under the run's folder): a planted key is
+    found there."""
+    cache = tmp_path / "elsewhere" / "scores.sqlite"
+    cache.parent.mkdir()
+    cache.write_bytes(b"SQLite format 3\x00 ... " + KEY[:9].encode())
+    monkeypatch.setenv("RERANK_EVAL_CACHE", str(cache))
+    assert _no_file_contains(tmp_path / "out", KEY) == [cache]
 
 
 def test_local_and_hosted_rerankers_end_to_end(tmp_path, scifact_dir, tiny_cross_encoder,

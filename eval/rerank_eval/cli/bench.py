@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 from rerank_eval.errors import InputError
+from rerank_eval.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +59,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                        peer=not args.no_peer, argv=getattr(args, "argv", None))
     print(format_report(report))
     if args.json:
-        from rerank_eval.files import atomic_write_text
-
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(report, indent=2) + "\n")
+        path = atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
         print(f"\njson: {path}")
     return 0

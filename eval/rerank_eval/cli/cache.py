@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rerank_eval.errors import InputError
+from rerank_eval.files import atomic_open
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -47,7 +48,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
             print(f"score cache: {path}: removed {n} entries ({which})")
         else:
             if args.out:
-                with open(args.out, "w", encoding="utf-8") as f:
+                with atomic_open(args.out) as f:
                     n = cache.export(f, args.format)
                 print(f"exported {n} entries to {args.out}", file=sys.stderr)
             else:

@@ -7,7 +7,7 @@ defaults, validated when the config is read) and :meth:`score`, registered in
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -53,6 +53,11 @@ class Reranker:
         self.stats = ScoringStats()
         # Which pairs of the last score() call were truncated (bool mask), if the backend knows.
         self.last_truncated: np.ndarray | None = None
+        # Set by the scoring pass around a score() call: ``on_scored(start, scores)`` hands over
+        # the scores of pairs[start:start + len(scores)] as soon as they are known, so a backend
+        # that pays per request (hosted APIs) gets every answer stored in the score cache
+        # before a later request can fail. A backend that scores in one go need not call it.
+        self.on_scored: Callable[[int, np.ndarray], None] | None = None
 
     @property
     def model_id(self) -> str:

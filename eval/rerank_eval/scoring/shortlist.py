@@ -3,7 +3,8 @@
 The shortlist is scored once at the largest depth; every smaller depth reuses those scores,
 so a whole depth curve costs one scoring pass. With a score cache, pairs already scored by the
 same model are read back, only the misses reach the model, and each chunk's new scores are
-written as soon as the chunk is done (a killed run resumes where it stopped).
+written as soon as the chunk is done (a killed run resumes where it stopped); a hosted
+reranker's, request by request (``Reranker.on_scored``), so a failed request costs no other.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -56,8 +57,13 @@ def score_shortlist(
             values: Sequence[float] | np.ndarray = []
             flags = None
             if work.misses:
-                # The model's own score() counts pairs_scored and pairs_truncated.
-                values = reranker.score(chunk_pairs(dataset, work.misses))
+                # The model's own score() counts pairs_scored and pairs_truncated. A backend
+                # that answers request by request hands each answer to the cache at once.
+                reranker.on_scored = view.store_answered(work)
+                try:
+                    values = reranker.score(chunk_pairs(dataset, work.misses))
+                finally:
+                    reranker.on_scored = None
                 flags = reranker.last_truncated
             view.complete(work, values, flags, scores)
             done += len(keys)
@@ -119,6 +125,7 @@ class ChunkWork:
     keys: list[Key]
     cached: dict[Key, CachedScore]
     misses: list[Key]
+    stored: set[int] = field(default_factory=set)  # misses already in the cache (by position)
 
 
 class CacheView:
@@ -143,6 +150,26 @@ class CacheView:
             cached = _lookup(self.cache, self.fp_id, self.dataset, keys, self._doc_sha)
         return ChunkWork(list(keys), cached, [k for k in keys if k not in cached])
 
+    def store_answered(self, work: ChunkWork) -> Callable[[int, np.ndarray], None] | None:
+        """The reranker's ``on_scored`` for ``work``: misses[start:start + len(values)] go
+        into the cache as soon as they are answered (None without a cache)."""
+        cache, fp_id = self.cache, self.fp_id
+        if cache is None or fp_id is None:
+            return None
+
+        def store(start: int, values: np.ndarray) -> None:
+            keys = work.misses[start:start + len(values)]
+            cache.put(fp_id, [self._row(q, d, float(v) + 0.0, None)
+                              for (q, d), v in zip(keys, values, strict=True)])
+            work.stored.update(range(start, start + len(keys)))
+
+        return store
+
+    def _row(self, q: str, d: str, value: float,
+             truncated: bool | None) -> tuple[bytes, bytes, float, bool | None]:
+        return (text_sha(self.dataset.queries[q]), _doc_sha(self.dataset, d, self._doc_sha),
+                value, truncated)
+
     def complete(self, work: ChunkWork, values: Sequence[float] | np.ndarray,
                  flags: Sequence[bool] | np.ndarray | None,
                  scores: dict[str, dict[str, float]]) -> None:
@@ -152,11 +179,12 @@ class CacheView:
         # agree to the bit.
         fresh = {k: float(v) + 0.0 for k, v in zip(work.misses, values, strict=True)}
         if self.cache is not None and self.fp_id is not None and fresh:
-            dataset = self.dataset
+            # Rows handed over early (store_answered) carry no truncation flags: stored again
+            # only when the backend knows them.
             self.cache.put(self.fp_id, [
-                (text_sha(dataset.queries[q]), _doc_sha(dataset, d, self._doc_sha), v,
-                 None if flags is None else bool(flags[i]))
-                for i, ((q, d), v) in enumerate(fresh.items())])
+                self._row(q, d, v, None if flags is None else bool(flags[i]))
+                for i, ((q, d), v) in enumerate(fresh.items())
+                if flags is not None or i not in work.stored])
         for q, d in work.keys:
             hit = work.cached.get((q, d))
             scores.setdefault(q, {})[d] = fresh[(q, d)] if hit is None else hit.score

@@ -21,9 +21,10 @@ import os
 import random
 import threading
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -48,6 +49,7 @@ from rerank_eval.rerankers.hosted.ratelimit import RateLimiter
 from rerank_eval.rerankers.hosted.response import (
     HostedAPIError,
     provider_message,
+    scrub_secret,
     validate_scores,
 )
 from rerank_eval.rerankers.hosted.transport import (
@@ -81,6 +83,8 @@ class HostedParams(RerankerParams):
     max_docs_per_request: PositiveInt = 1000
     """Candidates per request, at most the provider's cap."""
     timeout_s: PositiveNumber = 60.0
+    """Seconds for a whole request, from connecting to the last byte of the answer (a deadline,
+    not a limit per socket read)."""
     max_retries: NonNegativeInt = 5
     """Retries of 429/5xx/timeouts (Retry-After is honoured)."""
     backoff_base_s: PositiveNumber = 1.0
@@ -163,11 +167,7 @@ class HostedReranker(Reranker):
         self.backoff_max_s = float(p.backoff_max_s)
         self.concurrency = p.concurrency
         self.price = None if p.price is None else {k: float(v) for k, v in p.price.items()}
-        key = os.environ.get(p.api_key_env, "")
-        if not key.strip():
-            raise InputError(f"{self.field}: environment variable {p.api_key_env} is not set "
-                             f"(the {self.provider} API key; api_key_env names the variable)")
-        self._api_key = key.strip()
+        self._api_key = self._read_key(p.api_key_env)
         self.limiter = RateLimiter(p.requests_per_minute, p.tokens_per_minute)
         self.transport = Transport(self.base_url, self.timeout_s)
         self._executor: ThreadPoolExecutor | None = None
@@ -178,6 +178,23 @@ class HostedReranker(Reranker):
         self._latency_ms: list[float] = []
         self._requests = 0
         self.sleep = time.sleep  # tests may replace it
+
+    def _read_key(self, env: str) -> str:
+        """The key in ``env``, stripped of surrounding whitespace (a key read from a file keeps
+        its newline). A key the HTTP client cannot send is refused here, naming only the
+        variable: http.client's own error would quote the whole Authorization header."""
+        key = os.environ.get(env, "").strip()
+        if not key:
+            raise InputError(f"{self.field}: environment variable {env} is not set "
+                             f"(the {self.provider} API key; api_key_env names the variable)")
+        where = f"{self.field}: the API key in environment variable {env}"
+        if any(unicodedata.category(ch) == "Cc" for ch in key):
+            raise InputError(f"{where} contains a control character (a line break or "
+                             "similar); set it to the key alone")
+        if any(ord(ch) > 0xFF for ch in key):
+            raise InputError(f"{where} contains a character outside Latin-1, which an HTTP "
+                             "header cannot carry (a pasted curly quote or similar?)")
+        return key
 
     @property
     def provider(self) -> str:
@@ -287,16 +304,31 @@ class HostedReranker(Reranker):
                                          for c in chunks}
         for f in futures:
             f.add_done_callback(lambda _f: bar.update())
+        error: BaseException | None = None
         try:
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            for f in pending:
-                f.cancel()
-            for f in done:  # raise the first failure (finished requests are already counted)
-                f.result()
-            for f, c in futures.items():
-                out[c.offset:c.offset + len(c.passages)] = f.result()
+            # Every answer is handed over (on_scored: the score cache) as it arrives. After a
+            # failure nothing new is sent, but requests already in flight are waited for and
+            # kept: they are billed, and a re-run should not pay for them again.
+            for f in as_completed(futures):
+                if f.cancelled():
+                    continue
+                if f.exception() is not None:
+                    if error is None:
+                        error = f.exception()
+                        for other in futures:
+                            other.cancel()
+                    continue
+                c = futures[f]
+                values = f.result()
+                out[c.offset:c.offset + len(c.passages)] = values
+                if self.on_scored is not None:
+                    self.on_scored(c.offset, values)
+            if error is not None:
+                raise error
             bar.close()
         finally:
+            for f in futures:  # an interrupt, or on_scored failing: send nothing more
+                f.cancel()
             bar.abort()
             with self._lock:
                 self._usage["queries_split"] += len(split)
@@ -355,11 +387,11 @@ class HostedReranker(Reranker):
         """A 200 with a JSON object, or Retryable (429/5xx/408/broken JSON), or a fatal error."""
         status = reply.status
         if status == 429 or status == 408 or status >= 500:
-            raise Retryable(f"HTTP {status}", self._scrub(provider_message(reply.body)),
+            raise Retryable(f"HTTP {status}", provider_message(reply.body, self._api_key),
                             parse_retry_after(reply.headers.get("Retry-After")))
         if status != 200:
             raise HostedAPIError(f"{label}: HTTP {status} from {self.endpoint}: "
-                                 f"{self._scrub(provider_message(reply.body))}")
+                                 f"{provider_message(reply.body, self._api_key)}")
         try:
             body = json.loads(reply.body)
         except (UnicodeDecodeError, ValueError):
@@ -371,7 +403,7 @@ class HostedReranker(Reranker):
         return body
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
+        return scrub_secret(text, self._api_key)
 
     def close(self) -> None:
         if self._executor is not None:

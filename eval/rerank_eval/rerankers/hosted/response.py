@@ -28,8 +28,26 @@ def token_usage(body: dict[str, Any]) -> dict[str, float]:
     return {"total_tokens": value}
 
 
-def provider_message(raw: bytes) -> str:
-    """The provider's error text: its 'message'/'detail'/'error' field, one line, capped."""
+MESSAGE_CHARS = 300  # of a provider's error text in our error line
+SECRET_PART_CHARS = 6  # a key's prefix or suffix this long is scrubbed too
+
+
+def scrub_secret(text: str, secret: str) -> str:
+    """``text`` with ``secret`` replaced by ``***``, and with any prefix or suffix of it of at
+    least SECRET_PART_CHARS characters too: a provider that shortens the key it echoes
+    (``sk-live-abc...``, ``...9f8e``) must not leak the part it kept."""
+    if not secret:
+        return text
+    text = text.replace(secret, "***")
+    for n in range(len(secret) - 1, SECRET_PART_CHARS - 1, -1):
+        text = text.replace(secret[:n], "***").replace(secret[-n:], "***")
+    return text
+
+
+def provider_message(raw: bytes, secret: str = "") -> str:
+    """The provider's error text: its 'message'/'detail'/'error' field, one line, with
+    ``secret`` scrubbed (see :func:`scrub_secret`) before it is capped at MESSAGE_CHARS, so the
+    cut can never leave part of the key behind."""
     text = raw.decode("utf-8", "replace").strip()
     try:
         body = json.loads(text)
@@ -43,8 +61,10 @@ def provider_message(raw: bytes) -> str:
                     value = value.get("message", value)
                 text = str(value)
                 break
-    text = " ".join(text.split())
-    return (text[:300] + ("..." if len(text) > 300 else "")) or "(empty body)"
+    text = scrub_secret(" ".join(text.split()), secret)
+    if len(text) > MESSAGE_CHARS:
+        text = scrub_secret(text[:MESSAGE_CHARS], secret) + "..."
+    return text or "(empty body)"
 
 
 def validate_scores(body: dict[str, Any], results_key: str, score_key: str, n: int,

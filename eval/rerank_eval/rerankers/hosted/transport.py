@@ -3,13 +3,20 @@
 Failures are sorted here into the two kinds the retry loop cares about: :class:`Retryable`
 (429, 5xx, timeouts, dropped connections, truncated bodies) and a finished response with any
 other status, which the caller turns into a fail-fast error with the provider's message.
+
+``timeout_s`` is a deadline for the whole request (connect, send, headers and body), not for
+each socket read: a server dribbling a byte at a time would otherwise hold a request for as
+long as it likes. A timer shuts the socket down when the deadline passes, which ends any
+blocking read at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -17,6 +24,8 @@ from email.message import Message
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
+
+from rerank_eval.rerankers.hosted.response import HostedAPIError
 
 LOOPBACK_HOSTS = {"localhost"}
 
@@ -63,6 +72,37 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(when.timestamp() - (time.time() if now is None else now), 0.0)
 
 
+class _Deadline:
+    """Shuts ``conn``'s socket down ``seconds`` from now unless :meth:`stop` comes first."""
+
+    def __init__(self, conn: http.client.HTTPConnection, seconds: float):
+        self._conn = conn
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._expired = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._expired = True
+            sock = self._conn.sock
+            if sock is not None:  # the plain socket's shutdown, under any TLS layer
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def stop(self) -> bool:
+        """Disarm the timer; True if the deadline had already passed (and the socket is shut
+        down). Safe to call more than once."""
+        self._timer.cancel()
+        with self._lock:
+            self._stopped = True
+            return self._expired
+
+
 class Transport:
     """POSTs JSON to ``base_url`` + path; connections are reused per thread."""
 
@@ -101,22 +141,30 @@ class Transport:
                        **headers}
         t0 = time.perf_counter()
         conn = self._connection()
+        deadline = _Deadline(conn, self.timeout_s)
         try:
             conn.request("POST", self.prefix + path, body=body, headers=all_headers)
             resp = conn.getresponse()
             data = resp.read()
-        except TimeoutError:
+        except (TimeoutError, OSError, http.client.HTTPException) as e:
             self._drop()
-            raise Retryable("timeout", f"no answer within {self.timeout_s:g} s") from None
-        except http.client.IncompleteRead as e:
-            self._drop()
-            raise Retryable("truncated body",
-                            f"got {len(e.partial)} bytes, connection closed early") from None
-        except (OSError, http.client.HTTPException) as e:
-            self._drop()
+            if isinstance(e, TimeoutError) or deadline.stop():
+                raise Retryable("timeout", f"no complete answer within {self.timeout_s:g} s"
+                                ) from None
+            if isinstance(e, http.client.IncompleteRead):
+                raise Retryable("truncated body",
+                                f"got {len(e.partial)} bytes, connection closed early") from None
             raise Retryable("connection error", type(e).__name__) from None
-        if resp.will_close:
+        except ValueError as e:
+            # http.client refuses a header it cannot send; its message would quote the header
+            # (the API key), so only the kind of error is kept.
             self._drop()
+            raise HostedAPIError(f"a request to {self.host} could not be sent "
+                                 f"({type(e).__name__} in its headers)") from None
+        finally:
+            expired = deadline.stop()
+        if resp.will_close or expired:
+            self._drop()  # a socket the timer shut down is never reused
         return Reply(resp.status, resp.headers, data, time.perf_counter() - t0)
 
     def close(self) -> None:
