@@ -13,9 +13,10 @@ from rerank_eval.rerankers.bi_encoder import BiEncoder
 from rerank_eval.rerankers.config import RerankerEntry, rerankers_type
 from rerank_eval.rerankers.cross_encoder import CrossEncoder
 from rerank_eval.rerankers.hosted import HOSTED_RERANKERS
+from rerank_eval.rerankers.listwise import ListwiseReranker
 
 RERANKERS: dict[str, type[Reranker]] = {
-    cls.kind: cls for cls in (CrossEncoder, BiEncoder, *HOSTED_RERANKERS)}
+    cls.kind: cls for cls in (CrossEncoder, BiEncoder, *HOSTED_RERANKERS, ListwiseReranker)}
 
 #: The type of the config's ``rerankers:`` list (entries discriminated by ``kind``).
 Rerankers = rerankers_type(RERANKERS)
