@@ -23,6 +23,7 @@ from pathlib import Path
 from rerank_eval.config import ExperimentConfig, RerankerConfig, SweepConfig
 from rerank_eval.rerankers import build_reranker
 from rerank_eval.rerankers.base import Reranker, ScoringStats
+from rerank_eval.rerankers.listwise import ListwiseReranker
 from rerank_eval.runner.results import ExperimentResult, StageResult, write_results
 from rerank_eval.runner.steps import (
     PreparedDataset,
@@ -221,7 +222,9 @@ def _execute(experiments: list[ExperimentConfig], shared: ExperimentConfig,
         if cache is not None:
             logger.info(f"score cache: {cache.path}")
         for rr_cfg, reranker in zip(shared.rerankers, rerankers):
-            sanity = sanity_info(reranker) if shared.sanity_check else None
+            # Listwise models have no pair scores to probe.
+            sanity = (sanity_info(reranker) if shared.sanity_check
+                      and not isinstance(reranker, ListwiseReranker) else None)
             for p in prepared:
                 if isinstance(outputs, _SweepOutputs):
                     logger.info(f"sweep: cell {p.config.dataset.name} x {rr_cfg.name}")
