@@ -96,6 +96,18 @@ def build_blocks(results: Sequence[Results], plots: dict[str, Path],
     b.append(("h2", "Throughput of the bulk scoring pass"))
     b.append(_table(tables.throughput_frame(results),
                     conv.throughput or "pairs scored / wall time of the bulk pass"))
+    api = tables.api_cost_frame(results)
+    listwise = tables.listwise_frame(results)
+    if not api.empty or not listwise.empty:
+        b.append(("h2", "API cost and listwise answers"))
+        b.append(_table(api, "Requests sent (cache hits cost nothing), retries of 429/5xx/"
+                             "timeouts, billed units and cost at the configured price."))
+        b.append(_table(listwise,
+                        "Listwise rerankers: each depth d is its own sliding-window pass over "
+                        "the first stage's top d (requests/windows per depth; cached windows "
+                        "send nothing). Answer repairs count windows: wrong format (not "
+                        "'[i] > [j] > ...'), repetition, out of range, missing (appended in "
+                        "input order), kept order (no identifier at all)."))
     b.append(("h2", "Hardware setups"))
     id_rule = first.hardware.id_rule if first.hardware else None
     b.append(_table(tables.hardware_frame(results), "id = " + (id_rule or "see docs")))
