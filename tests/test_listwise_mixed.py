@@ -69,8 +69,8 @@ def test_with_a_causal_lm_too(tmp_path, tiny_cross_encoder, monkeypatch, request
     if "causal-lm" not in RERANKERS:
         pytest.skip("kind: causal-lm is not in this checkout yet (the llm branch adds it); "
                     "the mix without it runs in the test above")
-    tiny_causal_lm = request.getfixturevalue("tiny_causal_lm")
+    model = request.getfixturevalue("tiny_causal_lm")
     first = [{"name": "ce", "kind": "cross-encoder", "model": str(tiny_cross_encoder),
               "max_length": 128},
-             {"name": "clm", "kind": "causal-lm", "model": str(tiny_causal_lm)}]
+             {"name": "clm", "kind": "causal-lm", "model": str(model)}]
     assert _run_mix(tmp_path, first, monkeypatch) == ["ce", "clm", "lw", "jina"]
