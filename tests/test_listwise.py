@@ -227,7 +227,7 @@ def test_perfect_oracle_puts_the_best_ten_first_and_reruns_send_nothing(tmp_path
     assert lw.per_depth["20"].windows == windows[20]
     assert lw.per_depth["50"].windows == windows[50]
     assert lw.requests + lw.from_cache == lw.windows == windows[20] + windows[50]
-    assert lw.requests == first and lw.ok == lw.windows
+    assert lw.requests == first and lw.ok == lw.answers == first
     assert again.listwise.requests == 0 and again.listwise.from_cache == lw.windows
     assert entry.usage is not None and entry.usage.requests == first
     assert entry.cost_usd == pytest.approx(
@@ -258,7 +258,8 @@ def test_faults_per_window_are_counted_and_the_key_is_nowhere(tmp_path, synth, m
     assert lw is not None and usage is not None
     assert lw.repetition == 2 and lw.out_of_range == 1 and lw.missing == 1
     assert lw.kept_order == 2 and lw.wrong_format == 2  # the prose answers
-    assert lw.ok == lw.windows - 6  # the think block is stripped: that answer is ok
+    assert lw.ok == lw.answers - 6  # the think block is stripped: that answer is ok
+    assert lw.answers == lw.requests  # each window sent once: the cache answers repeats
     assert usage.retry_reasons == {"HTTP 429": 1, "HTTP 500": 1, "timeout": 1}
     assert usage.retries == 3 and usage.requests == lw.requests == sent - 3
     bm25 = read_trec(tmp_path / "out" / "runs" / "first_stage.trec")

@@ -380,10 +380,11 @@ class WindowLatency(_Model):
 
 
 class ListwiseInfo(_Model):
-    """A listwise reranker's windows: how many, how many were sent, and how often its answer
-    needed repair (counts are windows; one window can count in several columns; ``ok`` is a
-    clean ``[i] > [j] > ...`` naming every passage once; ``kept_order``: no identifier at all,
-    the window kept its input order)."""
+    """A listwise reranker's windows: how many were ranked, how many sent, and how often its
+    answer needed repair. The repair counts are over ``answers``, the distinct windows (a
+    window whose exact content recurs, at another depth or from the cache, is counted once);
+    one answer can count in several columns; ``ok`` is a clean ``[i] > [j] > ...`` naming every
+    passage once; ``kept_order``: no identifier at all, the window kept its input order."""
 
     backend: str | None = None  # "chat" (an endpoint) or "local" (a causal LM here)
     window: int | None = None
@@ -393,6 +394,7 @@ class ListwiseInfo(_Model):
     windows: int = 0
     requests: int = 0
     from_cache: int = 0
+    answers: int = 0
     ok: int = 0
     wrong_format: int = 0
     repetition: int = 0

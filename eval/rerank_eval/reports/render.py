@@ -105,9 +105,9 @@ def build_blocks(results: Sequence[Results], plots: dict[str, Path],
         b.append(_table(listwise,
                         "Listwise rerankers: each depth d is its own sliding-window pass over "
                         "the first stage's top d (requests/windows per depth; cached windows "
-                        "send nothing). Answer repairs count windows: wrong format (not "
-                        "'[i] > [j] > ...'), repetition, out of range, missing (appended in "
-                        "input order), kept order (no identifier at all)."))
+                        "send nothing). Answer repairs count distinct window answers: wrong "
+                        "format (not '[i] > [j] > ...'), repetition, out of range, missing "
+                        "(appended in input order), kept order (no identifier at all)."))
     b.append(("h2", "Hardware setups"))
     id_rule = first.hardware.id_rule if first.hardware else None
     b.append(_table(tables.hardware_frame(results), "id = " + (id_rule or "see docs")))

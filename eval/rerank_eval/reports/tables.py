@@ -241,6 +241,7 @@ def listwise_frame(results: Sequence[Results]) -> pd.DataFrame:
                         "window/stride/passes": f"{lw.window}/{lw.stride}/{lw.passes}",
                         "windows": str(lw.windows), "requests": str(lw.requests),
                         "requests/windows per depth": per_depth or "—",
+                        "answers": str(lw.answers),
                         "ok": str(lw.ok), "wrong format": str(lw.wrong_format),
                         "repetition": str(lw.repetition),
                         "out of range": str(lw.out_of_range), "missing": str(lw.missing),

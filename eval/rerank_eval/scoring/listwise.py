@@ -6,13 +6,20 @@ the first stage's top d, and each depth's requests are counted apart. The final 
 pass becomes strictly decreasing scores (d for the first, d - 1 for the next, ..., 1), which
 runs, audit, compare, gate and the depth recommendation use unchanged.
 
-Queries are ranked ``reranker.concurrency`` at a time (a query's windows depend on each
-other and are sequential); every window's answer goes to the score cache as it arrives.
+Queries are ranked ``reranker.concurrency`` at a time; a query's depths and windows run one
+after the other (each window depends on the one before), so a window whose exact content
+comes up again (often: where the model keeps the input order, depth 50's windows repeat
+depth 100's) is answered from the cache, never sent twice at once. Every answer goes to the
+score cache as it arrives (without a cache, to memory for this run).
+
+Answer defects (``ok`` ... ``kept_order``) are counted once per distinct window answer
+(``answers``), however often the same window recurs: they count what the model answered.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +43,22 @@ COUNTS = ("ok", "wrong_format", "repetition", "out_of_range", "missing", "kept_o
 Scores = dict[str, dict[str, float]]
 
 
+class MemoryAnswers:
+    """This run's answers only (the score cache is off): a recurring window is not re-sent."""
+
+    def __init__(self) -> None:
+        self.answers: dict[bytes, str] = {}
+        self.lock = threading.Lock()
+
+    def get(self, key: bytes) -> str | None:
+        with self.lock:
+            return self.answers.get(key)
+
+    def put(self, key: bytes, answer: str) -> None:
+        with self.lock:
+            self.answers[key] = answer
+
+
 class CachedAnswers:
     """The score cache's window table as one reranker sees it (an ``AnswerStore``)."""
 
@@ -51,11 +74,13 @@ class CachedAnswers:
 
 @dataclass
 class ListwiseCounts:
-    """What the windows of a pass (or of all passes) did; counts are windows."""
+    """What the windows of a pass (or of all passes) did: ``windows`` ranked, ``requests``
+    sent; the defect counts are over the ``answers`` (distinct windows) seen."""
 
     windows: int = 0
     requests: int = 0  # windows sent to the model (not answered from the cache)
     from_cache: int = 0
+    answers: int = 0
     ok: int = 0
     wrong_format: int = 0
     repetition: int = 0
@@ -66,7 +91,7 @@ class ListwiseCounts:
     input_tokens: int = 0
     output_tokens: int = 0
 
-    def add(self, record: WindowRecord) -> None:
+    def add(self, record: WindowRecord, *, new_answer: bool = True) -> None:
         self.windows += 1
         if record.from_cache:
             self.from_cache += 1
@@ -76,6 +101,9 @@ class ListwiseCounts:
                 self.latency_ms.append(record.latency_ms)
             self.input_tokens += record.input_tokens or 0
             self.output_tokens += record.output_tokens or 0
+        if not new_answer:
+            return
+        self.answers += 1
         parsed = record.parsed
         self.ok += parsed.ok
         self.wrong_format += parsed.wrong_format
@@ -107,7 +135,8 @@ class ListwiseResult:
             "backend": reranker.backend_name,
             "window": p.window, "stride": p.stride, "passes": p.passes,
             "shuffle_input": p.shuffle_input,
-            **{k: getattr(t, k) for k in ("windows", "requests", "from_cache", *COUNTS)},
+            **{k: getattr(t, k) for k in ("windows", "requests", "from_cache", "answers",
+                                          *COUNTS)},
             "input_tokens": t.input_tokens, "output_tokens": t.output_tokens,
             "window_latency_ms": latency,
             "per_depth": {str(d): {"windows": c.windows, "requests": c.requests,
@@ -122,47 +151,49 @@ class ListwiseResult:
 def rank_shortlist(reranker: ListwiseReranker, dataset: Dataset, shortlist: Run,
                    depths: Sequence[int], *, cache: ScoreCache | None = None) -> ListwiseResult:
     """Every query's top-d ranked by ``reranker`` for every d in ``depths`` (its own pass)."""
-    store = None
+    store: CachedAnswers | MemoryAnswers = MemoryAnswers()
     if cache is not None:
         fingerprint = reranker.fingerprint()
         fp_hash = fingerprint_hash(fingerprint)
         store = CachedAnswers(cache, cache.register(fp_hash, fingerprint))
         reranker.stats.extra["cache_fingerprint"] = fp_hash
     queries = [q for q, docs in shortlist.ranking.items() if docs]
-    tasks = [(d, q) for d in depths for q in queries]
     total_windows = sum(reranker.windows_per_query(min(d, len(shortlist.ranking[q])))
-                        for d, q in tasks)
+                        for d in depths for q in queries)
 
-    def run(task: tuple[int, str]) -> RankOutcome:
-        depth, q = task
-        docs = shortlist.ranking[q][:depth]
+    def run(q: str) -> list[RankOutcome]:
+        """One query at every depth, in turn (its own pass per depth)."""
         query = dataset.queries[q]
         shown = query if len(query) <= 40 else query[:37] + "..."
-        return reranker.rank(query, [dataset.corpus[d] for d in docs], store=store,
-                             label=f"query {q} ({shown!r}), depth {depth}")
+        return [reranker.rank(query, [dataset.corpus[d] for d in shortlist.ranking[q][:depth]],
+                              store=store, label=f"query {q} ({shown!r}), depth {depth}")
+                for depth in depths]
 
     scores: dict[int, Scores] = {d: {} for d in depths}
     per_depth = {d: ListwiseCounts() for d in depths}
     total = ListwiseCounts()
+    seen: set[bytes] = set()  # window answers counted so far
     t0 = time.perf_counter()
     pool = ThreadPoolExecutor(reranker.concurrency,
                               thread_name_prefix=f"{reranker.name}-listwise")
     with Progress(f"{reranker.name}: listwise windows", total_windows, unit="windows",
                   logger=logger) as bar:
         try:
-            for (depth, q), outcome in zip(tasks, pool.map(run, tasks)):
-                docs = shortlist.ranking[q][:depth]
-                n = len(docs)
-                scores[depth][q] = {docs[i]: float(n - rank)
-                                    for rank, i in enumerate(outcome.order)}
-                for record in outcome.windows:
-                    per_depth[depth].add(record)
-                    total.add(record)
-                bar.update(len(outcome.windows))
+            for q, outcomes in zip(queries, pool.map(run, queries)):
+                for depth, outcome in zip(depths, outcomes):
+                    docs = shortlist.ranking[q][:depth]
+                    n = len(docs)
+                    scores[depth][q] = {docs[i]: float(n - rank)
+                                        for rank, i in enumerate(outcome.order)}
+                    for record in outcome.windows:
+                        per_depth[depth].add(record, new_answer=False)
+                        total.add(record, new_answer=record.key not in seen)
+                        seen.add(record.key)
+                    bar.update(len(outcome.windows))
         finally:  # a failed query stops the rest (queued queries are not sent)
             pool.shutdown(wait=True, cancel_futures=True)
         bar.close(f"{reranker.name}: {total.windows:,} windows in "
                   f"{time.perf_counter() - t0:.1f} s: {total.requests:,} requests, "
-                  f"{total.from_cache:,} from the cache; {total.ok:,} answers ok, "
-                  f"{total.kept_order:,} kept their input order")
+                  f"{total.from_cache:,} from the cache; {total.ok:,} of {total.answers:,} "
+                  f"answers ok, {total.kept_order:,} without any identifier")
     return ListwiseResult(scores, total, per_depth)

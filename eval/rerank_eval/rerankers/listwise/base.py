@@ -43,6 +43,7 @@ class AnswerStore(Protocol):
 class WindowRecord:
     """One window of one pass: what the model answered and what it cost."""
 
+    key: bytes  # SHA-256 of the window's exact messages (its cache key)
     parsed: ParsedAnswer
     from_cache: bool
     latency_ms: float | None = None  # None: from the cache
@@ -161,7 +162,7 @@ class ListwiseReranker(Reranker):
                              .encode("utf-8", "surrogatepass")).digest()
         cached = store.get(key) if store is not None else None
         if cached is not None:
-            return WindowRecord(parse_answer(cached, len(shown)), from_cache=True)
+            return WindowRecord(key, parse_answer(cached, len(shown)), from_cache=True)
         done: Completion
         if isinstance(self.backend, ChatBackend):
             done = self.backend.complete(messages, f"listwise reranker {self.name!r}, {where}")
@@ -171,7 +172,7 @@ class ListwiseReranker(Reranker):
             store.put(key, done.text)
         with self._lock:
             self.stats.pairs_scored += len(shown)
-        return WindowRecord(parse_answer(done.text, len(shown)), from_cache=False,
+        return WindowRecord(key, parse_answer(done.text, len(shown)), from_cache=False,
                             latency_ms=done.latency_ms, input_tokens=done.input_tokens,
                             output_tokens=done.output_tokens)
 
