@@ -151,6 +151,7 @@ class ListwiseResult:
 def rank_shortlist(reranker: ListwiseReranker, dataset: Dataset, shortlist: Run,
                    depths: Sequence[int], *, cache: ScoreCache | None = None) -> ListwiseResult:
     """Every query's top-d ranked by ``reranker`` for every d in ``depths`` (its own pass)."""
+    reranker.reset_usage()
     store: CachedAnswers | MemoryAnswers = MemoryAnswers()
     if cache is not None:
         fingerprint = reranker.fingerprint()

@@ -162,6 +162,8 @@ class ListwiseReranker(Reranker):
                              .encode("utf-8", "surrogatepass")).digest()
         cached = store.get(key) if store is not None else None
         if cached is not None:
+            with self._lock:
+                self.stats.pairs_from_cache += len(shown)
             return WindowRecord(key, parse_answer(cached, len(shown)), from_cache=True)
         done: Completion
         if isinstance(self.backend, ChatBackend):
@@ -177,6 +179,12 @@ class ListwiseReranker(Reranker):
                             output_tokens=done.output_tokens)
 
     # -- cost ------------------------------------------------------------------------------
+    def reset_usage(self) -> None:
+        """Start counting requests and tokens afresh (each sweep cell reports its own)."""
+        if isinstance(self.backend, ChatBackend):
+            self.backend.usage.clear()
+            self.backend.retry_reasons.clear()
+
     def usage(self) -> dict[str, Any]:
         """``usage`` (requests, retries, tokens), ``price`` and ``cost_usd`` for results.json
         (chat backend; the local model's token counts come from its windows)."""
