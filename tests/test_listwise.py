@@ -359,3 +359,31 @@ def test_local_causal_lm_ranks_greedily_and_repairs_its_garbage(tmp_path, tiny_c
     assert ranked_a == read_trec(tmp_path / "b" / "runs" / "clm.depth6.trec")
     for q, docs in bm25.items():  # a permutation of the first stage's top 6
         assert sorted(ranked_a[q][:6]) == sorted(docs[:6])
+
+
+def test_retry_after_is_honoured_and_usage_is_per_pass(tmp_path, monkeypatch):
+    from rerank_eval.datasets import Dataset
+    from rerank_eval.runs import Run
+    from rerank_eval.scoring.listwise import rank_shortlist
+
+    monkeypatch.setenv(ENV, KEY)
+    passages = {f"d{i}": " ".join([f"passage number {i}"] * 3) for i in range(12)}
+    grades = {passages["d7"]: 2, passages["d3"]: 1}
+    dataset = Dataset("mini", passages, {"q": "which passage"}, {"q": {"d7": 2, "d3": 1}})
+    shortlist = Run("fs", {"q": list(passages)}, {"q": {d: 1.0 for d in passages}})
+    with FakeChatServer(KEY, lambda q, p: grades.get(p, 0), retry_after="7") as server:
+        reranker = build_reranker("lw", "listwise", {
+            "model": "m", "base_url": server.url, "api_key_env": ENV, "window": 6,
+            "stride": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.02}, base_dir=tmp_path)
+        slept: list[float] = []
+        reranker.backend.sleep = slept.append
+        server.fail_next("429", "500")
+        first = rank_shortlist(reranker, dataset, shortlist, [12])
+        usage = reranker.usage()["usage"]
+        assert slept[0] >= 7 and slept[1] < 1  # Retry-After: 7 s, then the backoff's 0.02
+        assert usage["retries"] == 2 and usage["requests"] == first.total.requests == 3
+        second = rank_shortlist(reranker, dataset, shortlist, [12])  # memory only: no cache
+        assert second.total.requests == 3 and reranker.usage()["usage"]["retries"] == 0
+        reranker.close()
+    order = sorted(first.scores[12]["q"], key=lambda d: -first.scores[12]["q"][d])
+    assert order[:2] == ["d7", "d3"]
