@@ -233,6 +233,9 @@ def test_perfect_oracle_puts_the_best_ten_first_and_reruns_send_nothing(tmp_path
     assert entry.cost_usd == pytest.approx(
         lw.input_tokens / 1e6 * 0.15 + lw.output_tokens / 1e6 * 0.6)
     assert again.cost_usd == 0
+    assert entry.latency_setup is not None and entry.score_distribution is None
+    assert "window_latency_ms" in str(entry.latency_setup.model_dump())
+    assert lw.window_latency_ms is not None and lw.window_latency_ms.windows == first
     scores = tmp_path / "out" / "runs" / "lw.depth50.trec"
     for q, docs in read_trec(scores).items():  # ranks became strictly decreasing scores
         values = [float(line.split()[4]) for line in scores.read_text().splitlines()

@@ -159,6 +159,8 @@ def score_reranker(prepared: PreparedDataset, rr_cfg: RerankerConfig, reranker: 
         per_depth=per_depth)
     if isinstance(reranker, ListwiseReranker):
         cost["score_distribution"] = None  # its scores are ranks: nothing to show
+        cost["latency_setup"]["skipped"] = ("listwise: no probes (each is a generation); "
+                                            "per-window latency in listwise.window_latency_ms")
     stats = reranker.stats
     entry = RerankerEntry(
         name=rr_cfg.name, kind=rr_cfg.kind, model=reranker.model_id,
