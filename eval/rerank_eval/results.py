@@ -336,7 +336,8 @@ class Recommendation(_Model):
 
 class HostedUsage(_Open):
     """A hosted API's requests and billed units. Open: the billed keys are the provider's
-    (``search_units``, ``total_tokens``, ...)."""
+    (``search_units``, ``total_tokens``; a listwise chat endpoint's ``input_tokens`` and
+    ``output_tokens``)."""
 
     requests: int = 0
     attempts: int = 0
@@ -360,6 +361,55 @@ class RequestLatencySummary(_Model):
 
 
 DepthKey = str  # a reranking depth as a JSON key: "10"
+
+
+class ListwiseDepth(_Model):
+    """One depth's own sliding-window pass: windows ranked, requests sent."""
+
+    windows: int = 0
+    requests: int = 0
+    from_cache: int = 0
+    windows_per_query: int = 0  # one pass over the top-d without the cache
+    queries: int = 0
+
+
+class WindowLatency(_Model):
+    """Wall time of the windows sent to the model (ms); cached windows are not timed."""
+
+    windows: int = 0
+    p50: Annotated[float | None, OMIT_NONE] = None
+    p95: Annotated[float | None, OMIT_NONE] = None
+    mean: Annotated[float | None, OMIT_NONE] = None
+    max: Annotated[float | None, OMIT_NONE] = None
+
+
+class ListwiseInfo(_Model):
+    """A listwise reranker's windows: how many were ranked, how many sent, and how often its
+    answer needed repair. The repair counts are over ``answers``, the distinct windows (a
+    window whose exact content recurs, at another depth or from the cache, is counted once);
+    one answer can count in several columns; ``ok`` is a clean ``[i] > [j] > ...`` naming every
+    passage once; ``kept_order``: no identifier at all, the window kept its input order."""
+
+    backend: str | None = None  # "chat" (an endpoint) or "local" (a causal LM here)
+    window: int | None = None
+    stride: int | None = None
+    passes: int | None = None
+    shuffle_input: int | None = None
+    windows: int = 0
+    requests: int = 0
+    from_cache: int = 0
+    answers: int = 0
+    ok: int = 0
+    wrong_format: int = 0
+    repetition: int = 0
+    out_of_range: int = 0
+    missing: int = 0
+    kept_order: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    window_latency_ms: Annotated[WindowLatency | None, MEASUREMENT] = None
+    per_depth: dict[str, ListwiseDepth] = {}
+    scores: str | None = None  # how ranks became scores
 
 
 class RerankerEntry(_Model):
@@ -404,6 +454,8 @@ class RerankerEntry(_Model):
     request_latency_ms: Annotated[list[float] | None, MEASUREMENT, OMIT_NONE] = None
     request_latency_summary_ms: Annotated[RequestLatencySummary | None, MEASUREMENT,
                                           OMIT_NONE] = None
+    # Listwise rerankers only (their usage, price and cost_usd use the fields above).
+    listwise: Annotated[ListwiseInfo | None, OMIT_NONE] = None
 
     def depths(self) -> list[int]:
         return sorted(int(d) for d in self.metrics)

@@ -118,15 +118,19 @@ def audit_reranker(
     relevance_threshold: int,
     reports_dir: Path,
     append: bool,
+    per_depth: Mapping[int, Mapping[str, Mapping[str, float]]] | None = None,
 ) -> dict[str, Any]:
     """Audit one reranker at every depth, write its events to audit.csv/audit.md, and return
-    the entries for results.json: ``audit`` totals per depth and ``score_summary``."""
+    the entries for results.json: ``audit`` totals per depth and ``score_summary``.
+    ``per_depth``: scores of each depth's own pass (listwise rerankers) instead of
+    ``model_scores`` for all."""
     events: list[AuditEvent] = []
     totals: dict[str, dict[str, int]] = {}
     for depth in depths:
-        run = rerank_at_depth(first_stage, model_scores, depth, f"{reranker}@{depth}")
+        scores = model_scores if per_depth is None else per_depth[depth]
+        run = rerank_at_depth(first_stage, scores, depth, f"{reranker}@{depth}")
         found = audit_depth(reranker, first_stage, run.ranking, qrels, depth, k,
-                            relevance_threshold, model_scores)
+                            relevance_threshold, scores)
         dropped = sum(e.change == "dropped" for e in found)
         totals[str(depth)] = {"k": k, "dropped": dropped, "rescued": len(found) - dropped,
                               "net": len(found) - 2 * dropped}

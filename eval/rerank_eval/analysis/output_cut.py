@@ -21,11 +21,14 @@ def output_cut_quality(
     measures: Sequence[str],
     ks: Sequence[int],
     threshold: int,
+    per_depth: Mapping[int, Mapping[str, Mapping[str, float]]] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """``{depth: {measure@k: mean}}`` for every depth and output cut k."""
+    """``{depth: {measure@k: mean}}`` for every depth and output cut k (``per_depth``: each
+    depth's own scores, as a listwise reranker has them)."""
     specs = [MetricSpec(m, k) for k in ks for m in measures]
     out: dict[str, dict[str, float]] = {}
     for depth in depths:
-        run = rerank_at_depth(first_stage, model_scores, depth, f"cut@{depth}")
+        scores = model_scores if per_depth is None else per_depth[depth]
+        run = rerank_at_depth(first_stage, scores, depth, f"cut@{depth}")
         out[str(depth)] = evaluate_ranking(run.ranking, qrels, specs, threshold).means
     return out

@@ -127,6 +127,18 @@ def _quality_and_cost(results: Sequence[Results], setups: list[str]) -> list[Blo
                     + ". dtype: what each reranker computed in (dtype: auto resolves per "
                     "machine: bf16 on a CPU with native bf16, fp16 on a GPU, else fp32); "
                     "rerankers in different dtypes differ in speed for that reason too."))
+    api = tables.api_cost_frame(results)
+    listwise = tables.listwise_frame(results)
+    if not api.empty or not listwise.empty:
+        b.append(("h2", "API cost and listwise answers"))
+        b.append(_table(api, "Requests sent (cache hits cost nothing), retries of 429/5xx/"
+                             "timeouts, billed units and cost at the configured price."))
+        b.append(_table(listwise,
+                        "Listwise rerankers: each depth d is its own sliding-window pass over "
+                        "the first stage's top d (requests/windows per depth; cached windows "
+                        "send nothing). Answer repairs count distinct window answers: wrong "
+                        "format (not '[i] > [j] > ...'), repetition, out of range, missing "
+                        "(appended in input order), kept order (no identifier at all)."))
     b.append(("h2", "Hardware setups"))
     id_rule = first.hardware.id_rule if first.hardware else None
     b.append(_table(tables.hardware_frame(results), "id = " + (id_rule or "see docs")))

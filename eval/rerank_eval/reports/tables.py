@@ -197,6 +197,59 @@ def output_cut_frame(results: Sequence[Results]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def api_cost_frame(results: Sequence[Results]) -> pd.DataFrame:
+    """Requests, retries, billed units and money of every reranker behind an API (hosted
+    kinds and listwise chat endpoints)."""
+    out = []
+    for r in results:
+        for rr in r.rerankers:
+            u = rr.usage
+            if u is None:
+                continue
+            extra = u.model_extra or {}
+            tokens_in, tokens_out = extra.get("input_tokens"), extra.get("output_tokens")
+            billed = (f"{u.search_units:g} search units" if u.search_units is not None
+                      else f"{u.total_tokens:,.0f} tokens" if u.total_tokens is not None
+                      else f"{tokens_in:,} in / {tokens_out:,} out tokens"
+                      if tokens_in is not None and tokens_out is not None else "—")
+            out.append({"experiment": experiment(r), "system": rr.name,
+                        "kind": str(rr.kind), "requests": str(u.requests),
+                        "retries": str(u.retries),
+                        "retry reasons": ", ".join(f"{k} x{v}" for k, v in
+                                                   sorted(u.retry_reasons.items())) or "—",
+                        "billed": billed,
+                        "cost (USD)": "no price" if rr.cost_usd is None
+                        else f"{rr.cost_usd:.4f}"})
+    return pd.DataFrame(out)
+
+
+def listwise_frame(results: Sequence[Results]) -> pd.DataFrame:
+    """Per listwise reranker: windows, requests per depth, and how often answers needed
+    repair."""
+    out = []
+    for r in results:
+        for rr in r.rerankers:
+            lw = rr.listwise
+            if lw is None:
+                continue
+            per_depth = "; ".join(f"@{d}: {c.requests}/{c.windows}"
+                                  for d, c in sorted(lw.per_depth.items(),
+                                                     key=lambda kv: int(kv[0])))
+            lat = lw.window_latency_ms
+            out.append({"experiment": experiment(r), "system": rr.name,
+                        "backend": str(lw.backend),
+                        "window/stride/passes": f"{lw.window}/{lw.stride}/{lw.passes}",
+                        "windows": str(lw.windows), "requests": str(lw.requests),
+                        "requests/windows per depth": per_depth or "—",
+                        "answers": str(lw.answers),
+                        "ok": str(lw.ok), "wrong format": str(lw.wrong_format),
+                        "repetition": str(lw.repetition),
+                        "out of range": str(lw.out_of_range), "missing": str(lw.missing),
+                        "kept order": str(lw.kept_order),
+                        "window p50 (ms)": _num(lat.p50 if lat else None, ".0f")})
+    return pd.DataFrame(out)
+
+
 def score_quantile_frame(results: Sequence[Results]) -> pd.DataFrame:
     out = []
     seen = set()
@@ -204,7 +257,8 @@ def score_quantile_frame(results: Sequence[Results]) -> pd.DataFrame:
         for rr in r.rerankers:
             dist = rr.score_distribution
             key = (experiment(r), rr.name)
-            if dist is None or not dist.count or key in seen:
+            # A listwise reranker's scores are its ranks: no distribution to show.
+            if dist is None or not dist.count or key in seen or rr.listwise is not None:
                 continue
             seen.add(key)
             out.append({"experiment": key[0], "system": key[1], "pairs": dist.count,

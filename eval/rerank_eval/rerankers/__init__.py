@@ -13,8 +13,10 @@ from rerank_eval.rerankers.bi_encoder import BiEncoder
 from rerank_eval.rerankers.config import RerankerEntry, rerankers_type
 from rerank_eval.rerankers.cross_encoder import CrossEncoder
 from rerank_eval.rerankers.hosted import HOSTED_RERANKERS
+from rerank_eval.rerankers.listwise import ListwiseReranker
 
-_KINDS: tuple[type[Reranker], ...] = (CrossEncoder, BiEncoder, *HOSTED_RERANKERS)
+_KINDS: tuple[type[Reranker], ...] = (
+    CrossEncoder, BiEncoder, *HOSTED_RERANKERS, ListwiseReranker)
 RERANKERS: dict[str, type[Reranker]] = {cls.kind: cls for cls in _KINDS}
 
 #: The type of the config's ``rerankers:`` list (entries discriminated by ``kind``).

@@ -36,9 +36,11 @@ def benchmark_reranker(
     scoring_s: float,
     description: dict[str, Any],
     measure_latency: LatencyFn,
+    per_depth: Mapping[int, Mapping[str, Mapping[str, float]]] | None = None,
 ) -> dict[str, Any]:
     """Everything results.json records about a reranker's cost and its recommended depth.
-    ``measure_latency`` (the executor's) times the latency plan where scoring runs."""
+    ``measure_latency`` (the executor's) times the latency plan where scoring runs;
+    ``per_depth``: each depth's own scores (listwise), else ``model_scores`` serve all."""
     info: dict[str, Any] = {
         "throughput": _throughput(reranker, shortlist, scoring_s, description)}
     latency, where = _latency(reranker, dataset, shortlist, config, measure_latency)
@@ -55,7 +57,8 @@ def benchmark_reranker(
     rec_cfg = config.recommendation
     info["output_cut"] = output_cut_quality(
         first_stage.ranking, model_scores, config.resolved_depths, dataset.qrels,
-        rec_cfg.output_measures, rec_cfg.output_k, config.relevance_threshold)
+        rec_cfg.output_measures, rec_cfg.output_k, config.relevance_threshold,
+        per_depth=per_depth)
     rec = _recommend(reranker.name, config, evaluations, latency)
     info["recommended_depth"] = rec.depth
     info["recommendation"] = rec.as_dict()

@@ -24,6 +24,7 @@ from rerank_eval.config import ExperimentConfig, RerankerConfig, SweepConfig
 from rerank_eval.errors import InputError
 from rerank_eval.rerankers import build_reranker
 from rerank_eval.rerankers.base import Reranker, ScoringStats
+from rerank_eval.rerankers.listwise import ListwiseReranker
 from rerank_eval.results import SkippedReranker
 from rerank_eval.runner.results import ExperimentResult, StageResult, write_results
 from rerank_eval.runner.steps import (
@@ -215,7 +216,10 @@ def _build_rerankers(shared: ExperimentConfig
 
 def _sanity_on(rr_cfg: RerankerConfig, reranker: Reranker, shared: ExperimentConfig) -> bool:
     """The entry's ``sanity`` when given; else the config's ``sanity_check`` for backends whose
-    calls are free, and off for billed ones (hosted APIs: no latency probes either)."""
+    calls are free, and off for billed ones (hosted APIs: no latency probes either). Listwise
+    models have no pair scores to probe."""
+    if isinstance(reranker, ListwiseReranker):
+        return False
     if rr_cfg.sanity is not None:
         return bool(rr_cfg.sanity)
     return shared.sanity_check and type(reranker).latency_probes

@@ -18,6 +18,7 @@ from rerank_eval.hardware import hardware_fingerprint
 from rerank_eval.metrics import Evaluation, evaluate_ranking
 from rerank_eval.metrics.recall_curve import recall_curve
 from rerank_eval.rerankers.base import Reranker
+from rerank_eval.rerankers.listwise import ListwiseReranker
 from rerank_eval.rerankers.sanity import run_sanity_probes
 from rerank_eval.results import ExecutorRun, FirstStage, LatencyStats, RerankerEntry, Sanity
 from rerank_eval.runner.cost import benchmark_reranker
@@ -26,6 +27,7 @@ from rerank_eval.runs import Run, write_trec_run
 from rerank_eval.scoring.cache import ScoreCache
 from rerank_eval.scoring.executors import Executor
 from rerank_eval.scoring.latency import measure_first_stage_latency
+from rerank_eval.scoring.listwise import rank_shortlist
 
 logger = logging.getLogger(__name__)
 
@@ -124,15 +126,29 @@ def score_reranker(prepared: PreparedDataset, rr_cfg: RerankerConfig, reranker: 
     config, dataset, fs_run = prepared.config, prepared.dataset, prepared.run
     description = reranker.describe()  # loads the model before the clock starts
     t0 = time.perf_counter()
-    model_scores = executor.score(reranker, dataset, prepared.shortlist, cache=cache)
+    extra: dict[str, Any] = {}
+    if isinstance(reranker, ListwiseReranker):
+        # Each depth is its own sliding-window pass (scoring/listwise.py), in this process.
+        ranked = rank_shortlist(reranker, dataset, prepared.shortlist, config.resolved_depths,
+                                cache=cache)
+        per_depth: dict[int, dict[str, dict[str, float]]] = ranked.scores
+        model_scores = per_depth[max(config.resolved_depths)]
+        queries = sum(1 for docs in prepared.shortlist.ranking.values() if docs)
+        extra = {"listwise": ranked.info(reranker, queries), **reranker.usage()}
+        executor_info: dict[str, Any] = {"kind": "local",
+                                         "queries_in_flight": reranker.concurrency}
+    else:
+        model_scores = executor.score(reranker, dataset, prepared.shortlist, cache=cache)
+        per_depth = {d: model_scores for d in config.resolved_depths}
+        executor_info = executor.run_info
     elapsed = time.perf_counter() - t0
     audit = audit_reranker(rr_cfg.name, fs_run.ranking, model_scores, dataset.qrels,
                            config.resolved_depths, k=config.audit.k,
                            relevance_threshold=config.relevance_threshold,
-                           reports_dir=reports_dir, append=append_audit)
+                           reports_dir=reports_dir, append=append_audit, per_depth=per_depth)
     evaluations: dict[int | None, Evaluation] = {}
     for depth in config.resolved_depths:
-        run = fs_run.rerank_at_depth(model_scores, depth, f"{rr_cfg.name}@{depth}")
+        run = fs_run.rerank_at_depth(per_depth[depth], depth, f"{rr_cfg.name}@{depth}")
         write_trec_run(run, runs_dir / f"{rr_cfg.name}.depth{depth}.trec", tag=rr_cfg.name)
         evaluations[depth] = evaluate_ranking(run.ranking, dataset.qrels, config.resolved_metrics,
                                               config.relevance_threshold)
@@ -140,7 +156,12 @@ def score_reranker(prepared: PreparedDataset, rr_cfg: RerankerConfig, reranker: 
     cost = benchmark_reranker(
         reranker, dataset, config, first_stage=fs_run, shortlist=prepared.shortlist,
         model_scores=model_scores, evaluations=evaluations, scoring_s=elapsed,
-        description=description, measure_latency=executor.measure_latency)
+        description=description, measure_latency=executor.measure_latency,
+        per_depth=per_depth)
+    if isinstance(reranker, ListwiseReranker):
+        cost["score_distribution"] = None  # its scores are ranks: nothing to show
+        cost["latency_setup"]["skipped"] = ("listwise: no probes (each is a generation); "
+                                            "per-window latency in listwise.window_latency_ms")
     stats = reranker.stats
     queries_cut = reranker.queries_truncated(
         [dataset.queries[q] for q in prepared.shortlist.ranking if q in dataset.queries])
@@ -152,9 +173,9 @@ def score_reranker(prepared: PreparedDataset, rr_cfg: RerankerConfig, reranker: 
         pairs_scored=stats.pairs_scored, pairs_from_cache=stats.pairs_from_cache,
         pairs_truncated=stats.pairs_truncated, queries_truncated=queries_cut, sanity=sanity,
         description=description,
-        scoring_s=elapsed, executor=ExecutorRun.model_validate(executor.run_info),
+        scoring_s=elapsed, executor=ExecutorRun.model_validate(executor_info),
         first_stage_recall_at_depth={str(d): prepared.curve[d] for d in config.resolved_depths},
-        **audit, **cost, **stats.extra)  # stats.extra: e.g. hosted usage, cost, latency
+        **audit, **cost, **stats.extra, **extra)  # stats.extra: e.g. hosted usage, cost
     return StageResult(name=rr_cfg.name, kind=rr_cfg.kind, model=reranker.model_id,
                        evaluations=evaluations, info=entry)
 

@@ -5,6 +5,10 @@ reranker's fingerprint (everything that changes a score: backend, weights hash, 
 dtype, score transform) plus SHA-256 of the query text and of the passage text as fed to the
 model. Metrics, depths and reports are not part of the key, so changing them reuses scores.
 
+Listwise rerankers keep each window's answer in the same file (table ``window_answers``),
+keyed by the model's fingerprint and SHA-256 of the window's exact messages (template,
+query, passages as shown), so a re-run sends nothing.
+
 Writes are short ``INSERT OR REPLACE`` transactions, one per scored chunk, so a crash loses at
 most the chunk in flight, and several runs can share one file (WAL + busy timeout).
 Scores are stored as SQLite REAL (IEEE float64; NULL stands for NaN, and -0.0 reads back as
@@ -30,6 +34,7 @@ import math
 import os
 import sqlite3
 import struct
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +65,12 @@ CREATE TABLE IF NOT EXISTS scores (
     truncated INTEGER,
     checksum INTEGER,
     PRIMARY KEY (fp, query_sha, passage_sha)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS window_answers (
+    fp INTEGER NOT NULL,
+    window_sha BLOB NOT NULL,
+    answer TEXT NOT NULL,
+    PRIMARY KEY (fp, window_sha)
 ) WITHOUT ROWID;
 """
 _FIX = (f"delete the file (its scores are recomputed), set {ENV_VAR} to another file, or run "
@@ -151,13 +162,16 @@ class ScoreCache:
         self._fp_hashes: dict[int, str] = {}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # One connection, used from several threads by listwise rankers (queries in
+            # flight at once) under self._lock.
             self._db = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S,
-                                       isolation_level=None)
+                                       isolation_level=None, check_same_thread=False)
         except OSError as e:
             raise InputError(f"score cache cannot be created ({e.strerror})",
                              path=self.path) from None
         except sqlite3.DatabaseError as e:
             raise self._error(e) from None
+        self._lock = threading.RLock()
         with self._guard():
             self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             self._db.execute("PRAGMA journal_mode = WAL")
@@ -281,13 +295,31 @@ class ScoreCache:
                     "INSERT OR REPLACE INTO scores (fp, query_sha, passage_sha, score, truncated, "
                     "checksum) VALUES (?, ?, ?, ?, ?, ?)", stored)
 
+    # -- listwise window answers ------------------------------------------------------------
+
+    def get_answer(self, fp_id: int, window_sha: bytes) -> str | None:
+        """A listwise model's cached answer to one window (its exact messages), or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT answer FROM window_answers WHERE fp = ? AND window_sha = ?",
+                (fp_id, window_sha)).fetchone()
+        return None if row is None else str(row[0])
+
+    def put_answer(self, fp_id: int, window_sha: bytes, answer: str) -> None:
+        """Store one window's answer at once (a crash loses at most the windows in flight)."""
+        with self._lock, self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO window_answers (fp, window_sha, answer) "
+                             "VALUES (?, ?, ?)", (fp_id, window_sha, answer))
+
     # -- maintenance (rerank-eval cache ...) ------------------------------------------------
 
     def fingerprints(self) -> list[FingerprintInfo]:
         with self._guard():
             rows = self._db.execute(
-                "SELECT f.hash, f.description, COUNT(s.fp) FROM fingerprints f "
-                "LEFT JOIN scores s ON s.fp = f.id GROUP BY f.id ORDER BY f.hash").fetchall()
+                "SELECT f.hash, f.description, "
+                "(SELECT COUNT(*) FROM scores s WHERE s.fp = f.id) + "
+                "(SELECT COUNT(*) FROM window_answers w WHERE w.fp = f.id) "
+                "FROM fingerprints f ORDER BY f.hash").fetchall()
         return [FingerprintInfo(h, json.loads(d), int(n)) for h, d, n in rows]
 
     def size_bytes(self) -> int:
@@ -305,6 +337,7 @@ class ScoreCache:
         with self._transaction():
             if fp_prefix is None:
                 n = self._db.execute("DELETE FROM scores").rowcount
+                n += self._db.execute("DELETE FROM window_answers").rowcount
                 self._db.execute("DELETE FROM fingerprints")
             else:
                 ids = [r[0] for r in self._db.execute(
@@ -312,6 +345,8 @@ class ScoreCache:
                 n = 0
                 for fp_id in ids:
                     n += self._db.execute("DELETE FROM scores WHERE fp = ?", (fp_id,)).rowcount
+                    n += self._db.execute("DELETE FROM window_answers WHERE fp = ?",
+                                          (fp_id,)).rowcount
                     self._db.execute("DELETE FROM fingerprints WHERE id = ?", (fp_id,))
         self._fp_ids.clear()
         self._fp_hashes.clear()
