@@ -10,12 +10,14 @@ from typing import Any
 from rerank_eval.errors import InputError
 from rerank_eval.rerankers.base import Reranker, RerankerParams, ScoringStats
 from rerank_eval.rerankers.bi_encoder import BiEncoder
+from rerank_eval.rerankers.causal_lm import CausalLM
 from rerank_eval.rerankers.config import RerankerEntry, rerankers_type
 from rerank_eval.rerankers.cross_encoder import CrossEncoder
 from rerank_eval.rerankers.hosted import HOSTED_RERANKERS
+from rerank_eval.rerankers.seq2seq import Seq2Seq
 
 RERANKERS: dict[str, type[Reranker]] = {
-    cls.kind: cls for cls in (CrossEncoder, BiEncoder, *HOSTED_RERANKERS)}
+    cls.kind: cls for cls in (CrossEncoder, BiEncoder, CausalLM, Seq2Seq, *HOSTED_RERANKERS)}
 
 #: The type of the config's ``rerankers:`` list (entries discriminated by ``kind``).
 Rerankers = rerankers_type(RERANKERS)
