@@ -329,3 +329,27 @@ def test_a_run_scores_caches_and_probes_latency(qwen_dir, tmp_path, monkeypatch)
     assert second["metrics"] == first["metrics"]
     assert first["latency_ms"]["5"]["queries"] == 1
     assert first["description"]["scoring_path"] == "cpu/float32/prefix-reuse"
+
+
+# ---------------------------------------------------------------- bench --kind causal-lm
+def test_lm_bench_rows_and_fidelity_against_the_card_loop(qwen_dir, tmp_path, capsys):
+    from rerank_eval.cli import main
+
+    data = write_beir(tmp_path / "synth", queries=3, docs=30)
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--kind", "causal-lm", "--model", str(qwen_dir), "--beir", str(data),
+               "--depth", "3", "--max-length", "200", "--batch-size", "4", "--json", str(out),
+               "--quiet"])
+    assert rc == 0
+    assert "engine/fp32/reuse" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    methods = report["methods"]
+    auto = {"bfloat16": "bf16", "float32": "fp32", "float16": "fp16"}[report["auto"]["dtype"]]
+    assert {"peer", "engine/fp32/full", "engine/fp32/reuse", f"engine/{auto}/full",
+            f"engine/{auto}/reuse"} <= set(methods)
+    assert report["settings"]["pairs_truncated"] > 0  # the card loop and the engine both cut
+    for name in ("engine/fp32/full", "engine/fp32/reuse"):  # the card's own loop, to 1e-4
+        assert methods[name]["fidelity_vs_fp32"]["reference"] == "peer"
+        assert methods[name]["fidelity_vs_fp32"]["max_abs_diff"] < 1e-4, name
+        assert methods[name]["fidelity_vs_fp32"]["kendall_tau_min"] == 1.0
+    assert methods["engine/fp32/reuse"]["x_full"] > 0 and methods["peer"]["x_peer"] == 1.0

@@ -43,7 +43,11 @@ def fp32_outside_autocast(module: torch.nn.Module, device_type: str) -> None:
 
     Why: a logit difference computed in bf16 has 8 significant bits, so close candidates tie
     (the cross-encoder engine measured per-query Kendall tau 0.955 vs fp32 with its head in
-    bf16, 0.993 in fp32); the norm and head are a negligible share of the work."""
+    bf16, 0.993 in fp32); the norm and head are a negligible share of the work. Idempotent
+    (scorers sharing one model each ask for it)."""
+    if getattr(module, "_fp32_outside_autocast", False):
+        return
+    module._fp32_outside_autocast = True  # type: ignore[assignment]
     module.float()
     forward = module.forward
 
@@ -176,7 +180,10 @@ class CausalLMScorer(_PromptScorer):
         return super().path + ("/prefix-reuse" if self.prefix_reuse else "/full")
 
     def _head(self, hidden: torch.Tensor) -> torch.Tensor:
-        logits = hidden.float() @ self.head_weight.T
+        if fp32_needed(self) or self.dtype == torch.float32:
+            logits = hidden.float() @ self.head_weight.T
+        else:  # fp32_head=False: the head in the compute dtype, rounded as autocast would
+            logits = (hidden.to(self.dtype) @ self.head_weight.to(self.dtype).T).float()
         if self.head_bias is not None:
             logits = logits + self.head_bias
         if self.softcap:
