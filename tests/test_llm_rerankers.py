@@ -237,12 +237,15 @@ def test_batched_left_padded_equals_one_by_one(qwen_dir, prefix_reuse):
     np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-def test_prefix_reuse_equals_full_recomputation(qwen_dir):
-    pairs = PAIRS * 3  # several candidates per query, lengths differing within a batch
+@pytest.mark.parametrize("batch_size,max_tokens", [(5, 200), (18, None)])
+def test_prefix_reuse_equals_full_recomputation(qwen_dir, batch_size, max_tokens):
+    # several candidates per query; batches mix queries whose prefixes differ in length
+    # ((18, None): all 18 pairs, 3 queries, in one batch)
+    pairs = PAIRS * 3
     full = make("causal-lm", qwen_dir, template="qwen3-reranker", batch_size=5,
                 prefix_reuse=False)
-    reuse = make("causal-lm", qwen_dir, template="qwen3-reranker", batch_size=5,
-                 max_tokens_per_batch=200)
+    reuse = make("causal-lm", qwen_dir, template="qwen3-reranker", batch_size=batch_size,
+                 max_tokens_per_batch=max_tokens)
     np.testing.assert_allclose(reuse.score(pairs), full.score(pairs), atol=1e-5)
     assert reuse.scorer.path.endswith("/prefix-reuse") and full.scorer.path.endswith("/full")
     assert reuse.scorer.prefix_tokens_reused > 0

@@ -12,8 +12,9 @@ model's work and none of it is needed). Two paths give the same scores up to flo
   by padded tokens), as the cross-encoder engine batches;
 - *prefix reuse* (default): the key/value cache of the template's static prefix (system
   prompt, instruction) is computed once, that of each query's part once per query on top of
-  it, and each candidate's remaining tokens (document + suffix) are scored against it,
-  batched per query (right-padded; the score is read at each row's last real token).
+  it, and each candidate's remaining tokens (document + suffix) are scored against its
+  query's cache, batched across queries by their own length as the full path batches
+  (right-padded; the score is read at each row's last real token).
 
 Seq2seq models (:class:`Seq2SeqScorer`, monoT5): the encoder reads the prompt, the decoder
 one start token; score = logit(true) - logit(false) of that first step. The encoder is
@@ -212,14 +213,6 @@ class CausalLMScorer(_PromptScorer):
                             position_ids=self._tensor(positions), use_cache=False)
             yield rows, self._head(out.last_hidden_state[:, -1])
 
-    def forward_prompts(self, prompts: Sequence[Sequence[int]]) -> torch.Tensor:
-        """Scores of whole prompts given as token ids, one left-padded batch (for tests and
-        the benchmark's oracle)."""
-        enc = EncodedPrompts([], [], [[]], np.zeros(len(prompts), dtype=np.int64),
-                             [list(p) for p in prompts], np.zeros(len(prompts), dtype=bool))
-        with torch.inference_mode(), self._autocast():
-            return torch.cat([s for _, s in self._score_full(enc)]) if prompts else torch.empty(0)
-
     # ------------------------------------------------------------------ prefix reuse
     def _extend(self, cache: Any, ids: Sequence[int], past: int) -> Any:
         """``cache`` (a copy; None: empty) extended by ``ids`` at positions past..."""
@@ -242,37 +235,52 @@ class CausalLMScorer(_PromptScorer):
         return self._static_cache[1]
 
     def _score_reusing(self, enc: EncodedPrompts):
+        """Candidates of all queries batched by their own length (as the full path batches),
+        each row attending to its query's cached prefix, left-aligned to the batch's longest
+        prefix (the gap masked; rotary positions follow each row's own prefix length)."""
+        from transformers import DynamicCache
+
         static = self.static_cache(enc.static)
-        tail_lengths = np.array([len(d) for d in enc.documents], dtype=np.int64) + len(enc.suffix)
-        for q, query_ids in enumerate(enc.queries):
-            members = np.flatnonzero(enc.query_of == q)
-            if not len(members):
-                continue
-            past = len(enc.static) + len(query_ids)
+        prefixes: list[list[tuple[torch.Tensor, torch.Tensor]] | None] = []
+        for query_ids in enc.queries:
             cache = self._extend(static, query_ids, len(enc.static)) if query_ids else static
-            self.prefix_tokens_reused += past * (len(members) - 1)
-            for batch in plan_batches(tail_lengths[members], self.batch_size,
-                                      self.max_tokens_per_batch, extra=past):
-                rows = members[batch]
-                lengths = tail_lengths[rows]
-                width = int(lengths.max())
-                ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
-                mask = np.zeros((len(rows), past + width), dtype=np.int64)
-                mask[:, :past] = 1
+            prefixes.append([(layer.keys, layer.values) for layer in cache.layers]
+                            if cache.get_seq_length() > 0 else None)
+        query_lengths = np.array([len(x) for x in enc.queries], dtype=np.int64)
+        past = len(enc.static) + query_lengths[enc.query_of]  # per pair: prefix tokens cached
+        counts = np.bincount(enc.query_of, minlength=len(enc.queries))
+        self.prefix_tokens_reused += int(((len(enc.static) + query_lengths)
+                                          * np.maximum(counts - 1, 0)).sum())
+        tails = np.array([len(d) for d in enc.documents], dtype=np.int64) + len(enc.suffix)
+        for rows in plan_batches(tails, self.batch_size, self.max_tokens_per_batch,
+                                 extra=int(past.max())):
+            width, longest, n = int(tails[rows].max()), int(past[rows].max()), len(rows)
+            ids = np.full((n, width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((n, longest + width), dtype=np.int64)
+            for r, i in enumerate(rows):
+                x = enc.documents[int(i)] + enc.suffix
+                ids[r, : len(x)] = x  # right padding: pads follow the real tokens
+                mask[r, longest - int(past[i]) : longest + len(x)] = 1
+            positions = past[rows][:, None] + np.arange(width, dtype=np.int64)[None]
+            layers = []
+            sample = next((prefixes[int(enc.query_of[i])] for i in rows
+                           if prefixes[int(enc.query_of[i])] is not None), None)
+            for layer, (k0, v0) in enumerate(sample or []):
+                keys = k0.new_zeros((n, *k0.shape[1:2], longest, *k0.shape[3:]))
+                values = v0.new_zeros((n, *v0.shape[1:2], longest, *v0.shape[3:]))
                 for r, i in enumerate(rows):
-                    x = enc.documents[int(i)] + enc.suffix
-                    ids[r, : len(x)] = x  # right padding: pads follow the real tokens
-                    mask[r, past : past + len(x)] = 1
-                positions = np.broadcast_to(np.arange(past, past + width, dtype=np.int64),
-                                            ids.shape).copy()
-                rows_cache = copy.deepcopy(cache)
-                rows_cache.batch_repeat_interleave(len(rows))
-                out = self.body(input_ids=self._tensor(ids), attention_mask=self._tensor(mask),
-                                position_ids=self._tensor(positions), use_cache=True,
-                                **{self.cache_arg: rows_cache})
-                last = self._tensor(lengths - 1)
-                hidden = out.last_hidden_state[torch.arange(len(rows), device=self.device), last]
-                yield rows, self._head(hidden)
+                    prefix = prefixes[int(enc.query_of[i])]
+                    if prefix is not None:
+                        keys[r, :, longest - int(past[i]) :] = prefix[layer][0][0]
+                        values[r, :, longest - int(past[i]) :] = prefix[layer][1][0]
+                layers.append((keys, values))
+            cache = DynamicCache(layers or None, config=self.model.config)
+            out = self.body(input_ids=self._tensor(ids), attention_mask=self._tensor(mask),
+                            position_ids=self._tensor(positions), use_cache=True,
+                            **{self.cache_arg: cache})
+            last = self._tensor(tails[rows] - 1)
+            hidden = out.last_hidden_state[torch.arange(n, device=self.device), last]
+            yield rows, self._head(hidden)
 
 
 def fp32_needed(scorer: _PromptScorer) -> bool:
