@@ -308,7 +308,11 @@ def test_fingerprint_follows_the_prompt(qwen_dir):
 
 
 # ---------------------------------------------------------------- through the runner
+@pytest.mark.slow  # two whole CLI runs with reports (about 60 s on a busy 2-core box):
+# python -m pytest -m slow tests/test_llm_rerankers.py
 def test_a_run_scores_caches_and_probes_latency(qwen_dir, tmp_path, monkeypatch):
+    """A config with kind causal-lm runs end to end; the rerun reads every score from the
+    cache; latency probes run the model."""
     from rerank_eval.cli import main
 
     monkeypatch.setenv("RERANK_EVAL_CACHE", str(tmp_path / "cache.sqlite"))
