@@ -291,6 +291,21 @@ def test_bad_templates_are_one_line_errors(qwen_dir, params, match):
     assert "\n" not in str(e.value)
 
 
+def test_template_errors_name_the_config_line(tmp_path):
+    from rerank_eval.config import load_config
+
+    config = tmp_path / "x.yaml"
+    config.write_text("name: x\ndataset: {bundled: quickstart}\n"
+                      "first_stage: {bm25: {}, depth: 5}\nrerankers:\n"
+                      "  - name: t5\n    kind: seq2seq\n    model: some/hub-id\n"
+                      "    template: qwen3-reranker\ndepths: [5]\n", encoding="utf-8")
+    with pytest.raises(InputError) as e:
+        load_config(config)
+    assert str(e.value) == (
+        f"{config}:8: rerankers[0].template: unknown template preset 'qwen3-reranker' for kind "
+        "seq2seq (presets: monot5; or give the template as a list of strings)")
+
+
 def test_answer_token_must_be_one_token(qwen_dir):
     r = make("causal-lm", qwen_dir, template="qwen3-reranker",
              yes_token="definitely relevant")

@@ -36,13 +36,13 @@ class PromptTemplate:
         doc = [i for i, p in enumerate(self.pieces) if "{document}" in p]
         query = [i for i, p in enumerate(self.pieces) if "{query}" in p]
         if len(doc) != 1 or any(p.count("{document}") > 1 for p in self.pieces):
-            raise InputError("template: exactly one piece must hold {document} (once)")
+            raise InputError("exactly one piece must hold {document} (once)")
         if len(query) > 1 or any(p.count("{query}") > 1 for p in self.pieces):
-            raise InputError("template: at most one piece may hold {query} (once)")
+            raise InputError("at most one piece may hold {query} (once)")
         if query and query[0] > doc[0]:
-            raise InputError("template: the {query} piece must come before the {document} piece")
+            raise InputError("the {query} piece must come before the {document} piece")
         if query and query[0] == doc[0]:
-            raise InputError("template: {query} and {document} must be in separate pieces "
+            raise InputError("{query} and {document} must be in separate pieces "
                              "(only the document is truncated)")
         for p in self.pieces:
             _check_fields(p)
@@ -69,11 +69,11 @@ def _check_fields(piece: str) -> None:
     try:
         names = [f for _, f, _, _ in string.Formatter().parse(piece) if f is not None]
     except ValueError as e:
-        raise InputError(f"template: piece {piece!r}: {e} (write a literal brace as {{{{ or }}}})"
+        raise InputError(f"piece {piece!r}: {e} (write a literal brace as {{{{ or }}}})"
                          ) from None
     unknown = [n for n in names if n not in FIELDS]
     if unknown:
-        raise InputError(f"template: piece {piece!r}: unknown field {{{unknown[0]}}} "
+        raise InputError(f"piece {piece!r}: unknown field {{{unknown[0]}}} "
                          f"(known: {', '.join('{' + f + '}' for f in FIELDS)})")
 
 

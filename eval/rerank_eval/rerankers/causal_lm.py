@@ -14,6 +14,8 @@ class CausalLMParams(PromptedLMParams):
     """``kind: causal-lm``: any AutoModelForCausalLM checkpoint, scored by the logits of two
     answer tokens at the prompt's last position."""
 
+    preset_kind = "causal-lm"
+
     prefix_reuse: Bool = True
     """Compute the key/value cache of the shared prompt prefix (system prompt, instruction,
     query) once per query and score only each candidate's own tokens against it."""

@@ -9,7 +9,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, field_validator
 
 from rerank_eval.engine.lm import CausalLMScorer, Seq2SeqScorer
 from rerank_eval.engine.prompts import PromptEncoder, PromptTemplate, token_id
@@ -26,21 +26,22 @@ from rerank_eval.models import (
     resolve_dtype,
     resolve_model,
 )
-from rerank_eval.params import NonEmptyStr, PositiveInt, as_field_error
+from rerank_eval.params import NonEmptyStr, PositiveInt, as_field_error, expected
 from rerank_eval.rerankers.base import Reranker, RerankerParams
-from rerank_eval.rerankers.prompt_presets import PRESETS, PromptPreset, preset
+from rerank_eval.rerankers.prompt_presets import PromptPreset, preset
 
 
 def _check_template(value: str | list[str]) -> str | list[str]:
+    """A custom template's pieces form a valid template (preset names: per kind, below)."""
     if isinstance(value, list):
         as_field_error(lambda field: PromptTemplate(tuple(value)))
-    elif value not in PRESETS:
-        as_field_error(lambda field: preset(value, "any"))
     return value
 
 
 Template = Annotated[str | list[Annotated[str, Field(strict=True)]],
-                    Field(union_mode="left_to_right"), AfterValidator(_check_template)]
+                    Field(union_mode="left_to_right"),
+                    expected("a preset name or a list of strings"),
+                    AfterValidator(_check_template)]
 
 
 class PromptedLMParams(RerankerParams):
@@ -71,6 +72,15 @@ class PromptedLMParams(RerankerParams):
     max_tokens_per_batch: PositiveInt | None = None
     """Cap on padded tokens per batch (memory)."""
 
+    preset_kind: ClassVar[str] = "any"  # whose presets ``template`` may name
+
+    @field_validator("template")
+    @classmethod
+    def _preset_of_this_kind(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, str):
+            as_field_error(lambda field: preset(value, cls.preset_kind))
+        return value
+
 
 class PromptedLM(Reranker):
     """Base of the pointwise LLM rerankers: resolves the template and answer tokens, loads
@@ -78,7 +88,6 @@ class PromptedLM(Reranker):
 
     auto_class: ClassVar[str]
     params: PromptedLMParams
-    score_params = ("template", "instruction", "yes_token", "no_token", "score", "max_length")
 
     def __init__(self, name: str, params: PromptedLMParams | Mapping[str, Any], *,
                  base_dir: Path):

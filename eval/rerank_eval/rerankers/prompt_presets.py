@@ -3,6 +3,13 @@
 Each preset is the card's prompt split into the pieces the card's code tokenizes separately
 (see ``engine/prompts.py``), its default instruction, and the answer tokens whose logits
 make the score. The texts are the cards'; changing a character changes the model's scores.
+
+Truncation is the harness's, the same for every preset: ``max_length`` bounds the whole prompt
+and only the document is cut, from its end. The cards differ among themselves (Qwen3 cuts
+the body to fit, which for a long passage is the same cut; mxbai and bge-gemma cap the query
+at 3/4 of max_length and add the template's tokens beyond it; pygaggle's monoT5 cuts the
+whole text at 512 tokens, dropping " Relevant:" for long passages), so scores of pairs that
+reach the window can differ from the cards' there.
 """
 
 from __future__ import annotations
@@ -115,6 +122,7 @@ def preset(name: str, kind: str) -> PromptPreset:
     if name not in names:
         close = difflib.get_close_matches(name, names, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"presets: {', '.join(names)}"
-        raise InputError(f"unknown template preset {name!r} for kind {kind} ({hint}; or give "
-                         "the template as a list of strings)")
+        of = "" if kind == "any" else f" for kind {kind}"
+        raise InputError(f"unknown template preset {name!r}{of} ({hint}; or give the template "
+                         "as a list of strings)")
     return PRESETS[name]

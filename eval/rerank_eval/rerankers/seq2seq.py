@@ -10,6 +10,8 @@ class Seq2SeqParams(PromptedLMParams):
     """``kind: seq2seq``: any AutoModelForSeq2SeqLM checkpoint, scored by the logits of two
     answer tokens at the first decoder step (preset monot5)."""
 
+    preset_kind = "seq2seq"
+
 
 class Seq2Seq(PromptedLM):
     """score = logit(true) - logit(false) of the first decoder step (monoT5)."""
