@@ -259,6 +259,21 @@ def test_bf16_autocast_keeps_rankings(qwen_dir):
     assert np.abs(scores - fp32).max() < 0.1 * max(1.0, np.abs(fp32).max())
 
 
+def test_the_answer_head_runs_in_fp32_under_autocast(qwen_dir):
+    scorer = make("causal-lm", qwen_dir, template="qwen3-reranker", dtype="bfloat16").scorer
+    hidden = torch.randn(6, scorer.head_weight.shape[1]) * 3
+    w = scorer.head_weight.double()
+    expected = (hidden.double() @ w.T)[:, 0] - (hidden.double() @ w.T)[:, 1]
+    with torch.inference_mode(), scorer._autocast():
+        got = scorer._head(hidden)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), expected, rtol=0, atol=1e-4)
+    scorer.fp32_head = False  # the half-precision head rounds to bf16 (what the bench compares)
+    with torch.inference_mode(), scorer._autocast():
+        rounded = scorer._head(hidden)
+    assert (rounded.double() - expected).abs().max() > 1e-3
+
+
 def test_seq2seq_scores_equal_the_models_own_logits(t5_dir):
     from transformers import AutoModelForSeq2SeqLM
 

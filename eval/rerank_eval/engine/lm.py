@@ -182,7 +182,8 @@ class CausalLMScorer(_PromptScorer):
 
     def _head(self, hidden: torch.Tensor) -> torch.Tensor:
         if fp32_needed(self) or self.dtype == torch.float32:
-            logits = hidden.float() @ self.head_weight.T
+            with torch.autocast(self.device.type, enabled=False):  # scoring runs under autocast
+                logits = hidden.float() @ self.head_weight.T
         else:  # fp32_head=False: the head in the compute dtype, rounded as autocast would
             logits = (hidden.to(self.dtype) @ self.head_weight.to(self.dtype).T).float()
         if self.head_bias is not None:
