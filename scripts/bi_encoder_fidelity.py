@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import rerank_eval
-from rerank_eval.bench import _by_query, hardware, kendall_per_query, load_pairs, ndcg10
+from rerank_eval.bench.pairs import by_query as _by_query
+from rerank_eval.bench.pairs import hardware, kendall_per_query, load_pairs, ndcg10
 from rerank_eval.rerankers.bi_encoder import BiEncoder
 
 QUICKSTART = Path(rerank_eval.__file__).parent / "datasets" / "data" / "quickstart"

@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING, Any
 from rerank_eval.errors import InputError
 from rerank_eval.rerankers.base import Reranker, RerankerParams, ScoringStats
 from rerank_eval.rerankers.bi_encoder import BiEncoder
+from rerank_eval.rerankers.causal_lm import CausalLM
 from rerank_eval.rerankers.config import RerankerEntry, rerankers_type
 from rerank_eval.rerankers.cross_encoder import CrossEncoder
 from rerank_eval.rerankers.hosted import HOSTED_RERANKERS
 from rerank_eval.rerankers.listwise import ListwiseReranker
+from rerank_eval.rerankers.seq2seq import Seq2Seq
 
 _KINDS: tuple[type[Reranker], ...] = (
-    CrossEncoder, BiEncoder, *HOSTED_RERANKERS, ListwiseReranker)
+    CrossEncoder, BiEncoder, CausalLM, Seq2Seq, *HOSTED_RERANKERS, ListwiseReranker)
 RERANKERS: dict[str, type[Reranker]] = {cls.kind: cls for cls in _KINDS}
 
 #: The type of the config's ``rerankers:`` list (entries discriminated by ``kind``).

@@ -1,4 +1,5 @@
-"""`rerank-eval bench`: how fast the harness scores real pairs, next to what a user would write.
+"""`rerank-eval bench` of a cross-encoder: how fast the harness scores real pairs, next to what a
+user would write.
 
 On one set of real pairs (a dataset's first-stage top-d) and one model, in one process, in
 interleaved rounds (the order rotates each round, so load drift on a shared machine hits every
@@ -19,140 +20,34 @@ is measured against the fp32 engine's scores (max |diff|, per-query Kendall tau,
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
-import random
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from rerank_eval.datasets import Dataset, load_dataset
-from rerank_eval.errors import InputError
-from rerank_eval.hardware import hardware_fingerprint
-from rerank_eval.models import (
-    cpu_has_native_bf16,
-    hash_model_files,
-    load_pretrained,
-    model_identity,
-    quiet_transformers,
-    resolve_dtype,
+from rerank_eval.bench.pairs import (
+    SHORT,
+    UNKNOWN,
+    BenchPairs,
+    by_query,
+    dtype_name,
+    hardware,
+    kendall_per_query,
+    ndcg10,
+    provenance,
+    sync,
 )
+from rerank_eval.models import load_pretrained, quiet_transformers, resolve_dtype
 from rerank_eval.reports.terminal import text_table
 from rerank_eval.rerankers.cross_encoder import CrossEncoder
 
 logger = logging.getLogger(__name__)
-
-SHORT = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "int8": "int8"}
-
-
-@dataclass
-class BenchPairs:
-    """The pairs to score, with the ranking context needed to measure fidelity."""
-
-    dataset: Dataset
-    source: str
-    first_stage: dict[str, list[str]]  # query id -> candidate ids (first-stage order)
-    keys: list[tuple[str, str]]
-    pairs: list[tuple[str, str]] = field(repr=False)
-
-
-def load_pairs(beir: str, *, run: str | None = None, depth: int = 100, queries: int | None = None,
-               seed: int = 0) -> BenchPairs:
-    """First-stage top-``depth`` of a BEIR folder: BM25 (the project's) or a TREC run file.
-    ``queries``: a seeded random subset of the judged queries (sorted ids)."""
-    from rerank_eval.first_stage import BM25, RunFile
-
-    dataset = load_dataset("beir", beir, base_dir=Path.cwd())
-    qids = sorted(dataset.queries)
-    if queries is not None and queries < len(qids):
-        qids = sorted(random.Random(seed).sample(qids, queries))
-    dataset.queries = {q: dataset.queries[q] for q in qids}
-    if run:
-        stage = RunFile({"path": run}, base_dir=Path.cwd())
-        ranking = stage.retrieve(dataset, depth).ranking
-        ranking = {q: docs for q, docs in ranking.items() if q in dataset.queries}
-        source = f"{dataset.id} run {Path(run).name} top-{depth}"
-    else:
-        ranking = BM25({}, base_dir=Path.cwd()).retrieve(dataset, depth).ranking
-        source = f"{dataset.id} BM25 top-{depth}"
-    ranking = {q: list(ranking[q]) for q in sorted(ranking) if ranking[q]}
-    if not ranking:
-        raise InputError(f"bench: no first-stage candidates for the chosen queries of {beir}")
-    keys = [(q, d) for q, docs in ranking.items() for d in docs]
-    pairs = [(dataset.queries[q], dataset.corpus[d]) for q, d in keys]
-    subset = "" if queries is None else f" (seeded subset, seed {seed})"
-    return BenchPairs(dataset, f"{source}, {len(ranking)} queries{subset}", ranking, keys, pairs)
-
-
-def hardware() -> dict[str, Any]:
-    """Who measured: the run's hardware fingerprint (CPU, flags, cores, threads, GPU,
-    versions, load) and what ``dtype: auto`` resolves to on this CPU."""
-    return {**hardware_fingerprint(), "cpu_native_bf16": cpu_has_native_bf16()}
-
-
-#: Packages whose versions a bench report records (they decide its speed and scores).
-PROVENANCE_PACKAGES = ("torch", "transformers", "sentence-transformers", "numpy", "rerank-eval")
-UNKNOWN = "unknown"
-
-
-def git_state(folder: str | Path) -> dict[str, Any]:
-    """The commit of the git tree holding ``folder`` and whether tracked files differ from it
-    (``dirty``; untracked files do not count); both ``"unknown"`` outside git (an installed
-    package) or without git."""
-    def git(*args: str) -> subprocess.CompletedProcess[str] | None:
-        try:
-            return subprocess.run(["git", "-C", str(folder), *args], capture_output=True,
-                                  text=True, timeout=20, check=False)
-        except (OSError, subprocess.SubprocessError):
-            return None
-
-    head = git("rev-parse", "HEAD")
-    if head is None or head.returncode != 0 or not head.stdout.strip():
-        return {"commit": UNKNOWN, "dirty": UNKNOWN}
-    status = git("status", "--porcelain", "--untracked-files=no")
-    dirty: bool | str = UNKNOWN if status is None or status.returncode != 0 \
-        else bool(status.stdout.strip())
-    return {"commit": head.stdout.strip(), "dirty": dirty}
-
-
-def package_versions(names: Sequence[str] = PROVENANCE_PACKAGES) -> dict[str, str]:
-    """Installed version of each package (``"not installed"`` when absent)."""
-    versions = {}
-    for name in names:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
-def provenance(model_path: str, argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """What a recorded bench needs to be trusted and repeated: the rerank-eval commit (and
-    whether its tree was dirty), the command line, the model's content hash
-    (``models.hash_model_files``, the score cache's) and the package versions."""
-    import rerank_eval
-
-    if Path(model_path).is_dir():
-        model = {"path": model_path, "weights_sha256": hash_model_files(model_path)}
-    else:
-        model = {"path": model_path, **model_identity(model_path)}
-    return {**git_state(Path(rerank_eval.__file__).parent),
-            "argv": list(argv) if argv is not None else None,
-            "model": model, "versions": package_versions()}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
 
 class Ceiling:
     """Bare forward passes over batches built and moved to the device before timing starts:
@@ -197,42 +92,6 @@ def _peer(model_path: str, scorer_model, tokenizer, head_untrained: bool, max_le
                            model_kwargs={"dtype": torch.float32})
 
 
-def kendall_per_query(ref: dict[str, dict[str, float]],
-                      other: dict[str, dict[str, float]]) -> list[float]:
-    """Kendall tau-b between two score lists for each query (1.0 where both are constant)."""
-    from scipy.stats import kendalltau
-
-    taus = []
-    for q, scores in ref.items():
-        docs = list(scores)
-        a = [scores[d] for d in docs]
-        b = [other[q][d] for d in docs]
-        tau = kendalltau(a, b).statistic
-        taus.append(1.0 if np.isnan(tau) else float(tau))
-    return taus
-
-
-def _by_query(keys: Sequence[tuple[str, str]], values: np.ndarray) -> dict[str, dict[str, float]]:
-    out: dict[str, dict[str, float]] = {}
-    for (q, d), v in zip(keys, values):
-        out.setdefault(q, {})[d] = float(v)
-    return out
-
-
-def ndcg10(bp: BenchPairs, values: np.ndarray) -> float:
-    """Mean nDCG@10 of the first stage reranked by ``values`` (project metrics)."""
-    from rerank_eval.metrics.evaluate import evaluate_ranking
-    from rerank_eval.metrics.specs import parse_metrics
-    from rerank_eval.runs import rerank_at_depth
-
-    depth = max(len(d) for d in bp.first_stage.values())
-    run = rerank_at_depth(bp.first_stage, _by_query(bp.keys, values), depth, "bench")
-    qrels = {q: bp.dataset.qrels[q] for q in bp.first_stage if q in bp.dataset.qrels}
-    # Two metrics: evaluate_ranking trips over ranx's single-metric return shape.
-    specs = parse_metrics(["ndcg@10", "mrr@10"])
-    return float(evaluate_ranking(run.ranking, qrels, specs).means[specs[0].name])
-
-
 def run_bench(
     bp: BenchPairs,
     model: str,
@@ -255,7 +114,7 @@ def run_bench(
     ref = CrossEncoder("fp32", {**base, "dtype": "float32"}, base_dir=Path.cwd())
     dev = ref.scorer.device
     auto_dtype = resolve_dtype("auto", dev)
-    auto_name = f"engine/{SHORT[_name(auto_dtype)]}"
+    auto_name = f"engine/{SHORT[dtype_name(auto_dtype)]}"
     engines, methods = _engine_methods(bp, ref, base, dtypes, auto_dtype)
     compile_s = _add_compiled(bp, base, batch_size, engines, methods) if compile_ else None
     with tempfile.TemporaryDirectory(prefix="rerank-eval-bench-") as tmp:
@@ -275,7 +134,7 @@ def run_bench(
                      "max_tokens_per_batch": max_tokens_per_batch,
                      "head_untrained": ref.resolved["head_untrained"],
                      "pairs_truncated": _truncated(ref, bp)},
-        "auto": {"dtype": _name(auto_dtype), "method": auto_name},
+        "auto": {"dtype": dtype_name(auto_dtype), "method": auto_name},
         "compile_s": compile_s,
         "methods": _method_results(bp, times, scores, engines, auto_name),
     }
@@ -289,8 +148,8 @@ def _engine_methods(bp: BenchPairs, ref: CrossEncoder, base: dict[str, Any],
     them too. ``ref`` is the fp32 engine."""
     dev = ref.scorer.device
     # Variants by name: fp32 / bf16 / fp16 (autocast), int8 (dynamic quantization, opt-in).
-    wanted = ["int8" if d == "int8" else _name(resolve_dtype(d, dev)) for d in dtypes]
-    for must in ("float32", _name(auto_dtype)):  # fidelity is measured against fp32
+    wanted = ["int8" if d == "int8" else dtype_name(resolve_dtype(d, dev)) for d in dtypes]
+    for must in ("float32", dtype_name(auto_dtype)):  # fidelity is measured against fp32
         if must not in wanted:
             wanted.insert(0 if must == "float32" else len(wanted), must)
     engines: dict[str, CrossEncoder] = {}
@@ -305,11 +164,11 @@ def _engine_methods(bp: BenchPairs, ref: CrossEncoder, base: dict[str, Any],
         short = SHORT.get(dt, dt)
         add(short, ref if dt == "float32" else CrossEncoder(short, {**base, "dtype": dt},
                                                             base_dir=Path.cwd()))
-    if engines[f"engine/{SHORT[_name(auto_dtype)]}"].scorer.graphs is not None:
+    if engines[f"engine/{SHORT[dtype_name(auto_dtype)]}"].scorer.graphs is not None:
         # What CUDA graphs bring, side by side.
-        short = f"{SHORT[_name(auto_dtype)]}-eager"
-        add(short, CrossEncoder(short, {**base, "dtype": _name(auto_dtype), "cuda_graphs": False},
-                                base_dir=Path.cwd()))
+        short = f"{SHORT[dtype_name(auto_dtype)]}-eager"
+        eager = {**base, "dtype": dtype_name(auto_dtype), "cuda_graphs": False}
+        add(short, CrossEncoder(short, eager, base_dir=Path.cwd()))
     return engines, methods
 
 
@@ -377,10 +236,10 @@ def _time_rounds(methods: dict[str, Callable[[], np.ndarray]], rounds: int,
     for r in range(rounds):
         rotated = names[r % len(names):] + names[: r % len(names)]
         for name in rotated:
-            _sync(dev)
+            sync(dev)
             t0 = time.perf_counter()
             values = methods[name]()
-            _sync(dev)
+            sync(dev)
             times[name].append(time.perf_counter() - t0)
             scores.setdefault(name, values)
             logger.info(f"round {r + 1}/{rounds} {name:<22} {n / times[name][-1]:8.1f} pairs/s")
@@ -395,7 +254,7 @@ def _method_results(bp: BenchPairs, times: dict[str, list[float]],
     n = len(bp.pairs)
     results: dict[str, Any] = {}
     fp32 = scores["engine/fp32"]
-    ref_q = _by_query(bp.keys, fp32)
+    ref_q = by_query(bp.keys, fp32)
     ref_ndcg = ndcg10(bp, fp32)
     for name in times:
         rates = [n / t for t in times[name]]
@@ -410,7 +269,7 @@ def _method_results(bp: BenchPairs, times: dict[str, list[float]],
         if ceiling in times and ceiling != name:
             entry["x_ceiling"] = statistics.median(
                 tc / t for t, tc in zip(times[name], times[ceiling]))
-        taus = kendall_per_query(ref_q, _by_query(bp.keys, scores[name]))
+        taus = kendall_per_query(ref_q, by_query(bp.keys, scores[name]))
         ndcg = ndcg10(bp, scores[name])
         entry["fidelity_vs_fp32"] = {
             "max_abs_diff": float(np.max(np.abs(scores[name] - fp32))),
@@ -422,10 +281,6 @@ def _method_results(bp: BenchPairs, times: dict[str, list[float]],
             entry["compile_error"] = engines[name].scorer.compile_error
         results[name] = entry
     return results
-
-
-def _name(dtype: torch.dtype) -> str:
-    return str(dtype).replace("torch.", "")
 
 
 def _truncated(engine: CrossEncoder, bp: BenchPairs) -> int:

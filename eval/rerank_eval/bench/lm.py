@@ -1,0 +1,242 @@
+"""`rerank-eval bench --kind causal-lm`: the causal-LM engine against the model card's loop.
+
+On one set of real pairs and one model (loaded once, shared by every method), in interleaved
+rounds, it times:
+
+- ``peer``: the model card's reference loop (Qwen3-Reranker,
+  https://huggingface.co/Qwen/Qwen3-Reranker-0.6B, "Transformers Usage"): batches in input
+  order, the body ``<Instruct>: ...\\n<Query>: ...\\n<Document>: ...`` tokenized with
+  ``truncation='longest_first'`` to ``max_length`` minus the prefix and suffix, prefix and
+  suffix ids added, left-padded by ``tokenizer.pad``, ``model(**inputs).logits[:, -1, :]``,
+  fp32; the score read as logit(yes) - logit(no) (the card's probability is a monotone
+  function of it). Only for the ``qwen3-reranker`` template;
+- ``engine/<dtype>/full``: the engine scoring whole prompts (length-sorted batches, the
+  two-row head);
+- ``engine/<dtype>/reuse``: the engine with prefix key/value reuse;
+
+for fp32 and for what ``dtype: auto`` resolves to here; where that is half precision, also
+``engine/<dtype>/reuse/head-<dtype>``: the two-token head in half precision (the final norm
+stays fp32, as the methods share one model), to show what the fp32 head buys. Fidelity of
+each method is measured against the fp32 reference (the peer when it runs, else
+``engine/fp32/full``): max |diff|, per-query Kendall tau, nDCG@10 change.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rerank_eval.bench.pairs import (
+    SHORT,
+    BenchPairs,
+    by_query,
+    dtype_name,
+    hardware,
+    kendall_per_query,
+    ndcg10,
+    provenance,
+    sync,
+)
+from rerank_eval.engine.lm import CausalLMScorer
+from rerank_eval.models import resolve_dtype
+from rerank_eval.reports.terminal import text_table
+from rerank_eval.rerankers.causal_lm import CausalLM
+from rerank_eval.rerankers.prompt_presets import QWEN3_RERANKER
+
+logger = logging.getLogger(__name__)
+
+
+class CardLoop:
+    """The Qwen3-Reranker model card's batched scoring loop (see the module docstring)."""
+
+    def __init__(self, scorer: CausalLMScorer, instruction: str, batch_size: int):
+        self.model = scorer.model
+        self.tokenizer = scorer.tokenizer
+        self.device = scorer.device
+        self.yes, self.no = scorer.yes_id, scorer.no_id
+        pieces = QWEN3_RERANKER.pieces
+        self.prefix = self.tokenizer.encode(pieces[0], add_special_tokens=False)
+        self.suffix = self.tokenizer.encode(pieces[-1], add_special_tokens=False)
+        self.body_length = scorer.max_length - len(self.prefix) - len(self.suffix)
+        self.instruction = instruction
+        self.batch_size = batch_size
+
+    def __call__(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        out = []
+        side = self.tokenizer.padding_side
+        self.tokenizer.padding_side = "left"
+        try:
+            for start in range(0, len(pairs), self.batch_size):
+                batch = pairs[start : start + self.batch_size]
+                bodies = [f"<Instruct>: {self.instruction}\n<Query>: {q}\n<Document>: {d}"
+                          for q, d in batch]
+                inputs = self.tokenizer(bodies, padding=False, truncation="longest_first",
+                                        return_attention_mask=False,
+                                        max_length=self.body_length)
+                inputs["input_ids"] = [self.prefix + ids + self.suffix
+                                       for ids in inputs["input_ids"]]
+                padded = self.tokenizer.pad(inputs, padding=True, return_tensors="pt")
+                padded = {k: v.to(self.device) for k, v in padded.items()}
+                with torch.inference_mode():
+                    logits = self.model(**padded).logits[:, -1, :]
+                out.append((logits[:, self.yes] - logits[:, self.no]).float().cpu())
+        finally:
+            self.tokenizer.padding_side = side
+        return torch.cat(out).numpy().astype(np.float64)
+
+
+def run_lm_bench(
+    bp: BenchPairs,
+    model: str,
+    *,
+    template: str = "qwen3-reranker",
+    batch_size: int = 16,
+    max_length: int = 512,
+    rounds: int = 1,
+    device: str = "auto",
+    max_tokens_per_batch: int | None = None,
+    peer: bool = True,
+    argv: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Time every method on ``bp`` in ``rounds`` interleaved rounds; plain data back, with
+    the hardware and the provenance (``argv``: the command line that ran it)."""
+    n = len(bp.pairs)
+    ref = CausalLM("fp32", {"model": model, "template": template, "batch_size": batch_size,
+                            "max_length": max_length, "device": device, "dtype": "float32",
+                            "max_tokens_per_batch": max_tokens_per_batch,
+                            "prefix_reuse": False}, base_dir=Path.cwd())
+    base = ref.scorer
+    assert isinstance(base, CausalLMScorer)
+    auto = resolve_dtype("auto", base.device)
+    scorers: dict[str, CausalLMScorer] = {}
+    for dtype in dict.fromkeys([torch.float32, auto]):
+        for reuse in (False, True):
+            name = f"engine/{SHORT[dtype_name(dtype)]}/{'reuse' if reuse else 'full'}"
+            scorers[name] = base if (dtype == torch.float32 and not reuse) else CausalLMScorer(
+                base.tokenizer, base.model, base.encoder, answer_ids=(base.yes_id, base.no_id),
+                score=base.score_mode, batch_size=batch_size, device=base.device, dtype=dtype,
+                max_tokens_per_batch=max_tokens_per_batch, prefix_reuse=reuse)
+    if auto != torch.float32:  # what the fp32 head buys (the final norm stays fp32: one model)
+        scorers[f"engine/{SHORT[dtype_name(auto)]}/reuse/head-{SHORT[dtype_name(auto)]}"] = \
+            CausalLMScorer(
+                base.tokenizer, base.model, base.encoder, answer_ids=(base.yes_id, base.no_id),
+                score=base.score_mode, batch_size=batch_size, device=base.device, dtype=auto,
+                max_tokens_per_batch=max_tokens_per_batch, prefix_reuse=True, fp32_head=False)
+
+    def bind(scorer: CausalLMScorer) -> Callable[[], np.ndarray]:
+        return lambda: scorer.score(bp.pairs)[0]
+
+    methods = {name: bind(s) for name, s in scorers.items()}
+    peer_note = None
+    if peer and template == "qwen3-reranker":
+        card = CardLoop(base, ref.instruction, batch_size)
+
+        def run_peer() -> np.ndarray:
+            return card(bp.pairs)
+
+        methods = {"peer": run_peer, **methods}
+    elif peer:
+        peer_note = f"no card loop for template {template!r} (only qwen3-reranker)"
+    # Warm-up: one small call each (allocator, thread pools, oneDNN primitives).
+    sample = bp.pairs[: min(4, n)]
+    for s in scorers.values():
+        s.score(sample)
+    if "peer" in methods:
+        card(sample)
+    names = list(methods)
+    times: dict[str, list[float]] = {m: [] for m in names}
+    scores: dict[str, np.ndarray] = {}
+    for r in range(rounds):
+        rotated = names[r % len(names):] + names[: r % len(names)]
+        for name in rotated:
+            sync(base.device)
+            t0 = time.perf_counter()
+            values = methods[name]()
+            sync(base.device)
+            times[name].append(time.perf_counter() - t0)
+            scores.setdefault(name, values)
+            logger.info(f"round {r + 1}/{rounds} {name:<20} {n / times[name][-1]:8.2f} pairs/s")
+
+    reference = "peer" if "peer" in scores else "engine/fp32/full"
+    ref_scores = scores[reference]
+    ref_q = by_query(bp.keys, ref_scores)
+    ref_ndcg = ndcg10(bp, ref_scores)
+    results: dict[str, Any] = {}
+    for name in names:
+        rates = [n / t for t in times[name]]
+        entry: dict[str, Any] = {"pairs_per_s": statistics.median(rates),
+                                 "rounds_pairs_per_s": rates}
+        if "peer" in times:
+            entry["x_peer"] = statistics.median(
+                tp / t for t, tp in zip(times[name], times["peer"]))
+        if "/reuse" in name:
+            full = name.split("/reuse")[0] + "/full"
+            entry["x_full"] = statistics.median(
+                tf / t for t, tf in zip(times[name], times[full]))
+        taus = kendall_per_query(ref_q, by_query(bp.keys, scores[name]))
+        ndcg = ndcg10(bp, scores[name])
+        entry["fidelity_vs_fp32"] = {
+            "reference": reference,
+            "max_abs_diff": float(np.max(np.abs(scores[name] - ref_scores))),
+            "kendall_tau_mean": float(np.mean(taus)), "kendall_tau_min": float(np.min(taus)),
+            "ndcg10": ndcg, "ndcg10_diff": ndcg - ref_ndcg,
+        }
+        if name in scorers:
+            entry["path"] = scorers[name].path
+        results[name] = entry
+    enc = base.encode(bp.pairs)
+    return {
+        "provenance": provenance(ref.model_path, argv),
+        "hardware": hardware(),
+        "pairs": {"source": bp.source, "count": n, "queries": len(bp.first_stage)},
+        "settings": {"kind": "causal-lm", "model": model, "model_path": ref.model_path,
+                     "template": template, "batch_size": batch_size,
+                     "max_length": max_length, "rounds": rounds, "device": str(base.device),
+                     "max_tokens_per_batch": max_tokens_per_batch,
+                     "pairs_truncated": int(enc.truncated.sum()),
+                     "prompt_tokens_mean": float(enc.lengths().mean()),
+                     "shared_prefix_tokens_mean": float(
+                         len(enc.static) + np.mean([len(enc.queries[int(q)])
+                                                    for q in enc.query_of])),
+                     "peer": "model card loop" if "peer" in methods else peer_note},
+        "auto": {"dtype": dtype_name(auto)},
+        "methods": results,
+    }
+
+
+def format_lm_report(report: dict[str, Any]) -> str:
+    """The human-readable table printed by the command."""
+    hw, st = report["hardware"], report["settings"]
+    lines = [
+        f"pairs: {report['pairs']['source']}: {report['pairs']['count']} pairs "
+        f"({st['pairs_truncated']} truncated to {st['max_length']} tokens; prompts "
+        f"{st['prompt_tokens_mean']:.0f} tokens on average, of which "
+        f"{st['shared_prefix_tokens_mean']:.0f} shared with the query's other candidates)",
+        f"model: {st['model']} (causal-lm, template {st['template']}, batch "
+        f"{st['batch_size']}, device {st['device']}; peer: {st['peer']})",
+        f"hardware: {hw['cpu_model']}, {hw['cores_available']} cores, {hw['threads_used']} "
+        f"torch threads, native bf16: {hw['cpu_native_bf16']}, torch {hw['torch']}"
+        + (f", GPU {hw['gpu_model']}" if hw.get("gpu_model") else "")
+        + (f", load avg {hw['load_avg_1m']:.1f}" if hw.get("load_avg_1m") is not None else ""),
+        f"dtype auto -> {report['auto']['dtype']}; {st['rounds']} interleaved rounds, medians",
+        "",
+    ]
+    rows = []
+    for name, e in report["methods"].items():
+        f = e["fidelity_vs_fp32"]
+        rows.append([name, f"{e['pairs_per_s']:.2f}",
+                     f"{e['x_peer']:.2f}" if "x_peer" in e else "-",
+                     f"{e['x_full']:.2f}" if "x_full" in e else "-",
+                     f"{f['max_abs_diff']:.2e}", f"{f['kendall_tau_mean']:.4f}",
+                     f"{f['kendall_tau_min']:.4f}", f"{f['ndcg10_diff']:+.4f}"])
+    reference = next(iter(report["methods"].values()))["fidelity_vs_fp32"]["reference"]
+    lines.append(text_table(["method", "pairs/s", "x peer", "x full", f"max|d| vs {reference}",
+                             "tau mean", "tau min", "dnDCG@10"], rows))
+    return "\n".join(lines)

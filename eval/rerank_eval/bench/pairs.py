@@ -1,0 +1,165 @@
+"""What every ``rerank-eval bench`` shares: real first-stage pairs, who measured, and
+ranking fidelity between two sets of scores (per-query Kendall tau, nDCG@10)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import random
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rerank_eval.datasets import Dataset, load_dataset
+from rerank_eval.errors import InputError
+from rerank_eval.hardware import hardware_fingerprint
+from rerank_eval.models import cpu_has_native_bf16, hash_model_files, model_identity
+
+SHORT = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "int8": "int8"}
+
+
+@dataclass
+class BenchPairs:
+    """The pairs to score, with the ranking context needed to measure fidelity."""
+
+    dataset: Dataset
+    source: str
+    first_stage: dict[str, list[str]]  # query id -> candidate ids (first-stage order)
+    keys: list[tuple[str, str]]
+    pairs: list[tuple[str, str]] = field(repr=False)
+
+
+def load_pairs(beir: str, *, run: str | None = None, depth: int = 100, queries: int | None = None,
+               seed: int = 0) -> BenchPairs:
+    """First-stage top-``depth`` of a BEIR folder: BM25 (the project's) or a TREC run file.
+    ``queries``: a seeded random subset of the judged queries (sorted ids)."""
+    from rerank_eval.first_stage import BM25, RunFile
+
+    dataset = load_dataset("beir", beir, base_dir=Path.cwd())
+    qids = sorted(dataset.queries)
+    if queries is not None and queries < len(qids):
+        qids = sorted(random.Random(seed).sample(qids, queries))
+    dataset.queries = {q: dataset.queries[q] for q in qids}
+    if run:
+        stage = RunFile({"path": run}, base_dir=Path.cwd())
+        ranking = stage.retrieve(dataset, depth).ranking
+        ranking = {q: docs for q, docs in ranking.items() if q in dataset.queries}
+        source = f"{dataset.id} run {Path(run).name} top-{depth}"
+    else:
+        ranking = BM25({}, base_dir=Path.cwd()).retrieve(dataset, depth).ranking
+        source = f"{dataset.id} BM25 top-{depth}"
+    ranking = {q: list(ranking[q]) for q in sorted(ranking) if ranking[q]}
+    if not ranking:
+        raise InputError(f"bench: no first-stage candidates for the chosen queries of {beir}")
+    keys = [(q, d) for q, docs in ranking.items() for d in docs]
+    pairs = [(dataset.queries[q], dataset.corpus[d]) for q, d in keys]
+    subset = "" if queries is None else f" (seeded subset, seed {seed})"
+    return BenchPairs(dataset, f"{source}, {len(ranking)} queries{subset}", ranking, keys, pairs)
+
+
+def hardware() -> dict[str, Any]:
+    """Who measured: the run's hardware fingerprint (CPU, flags, cores, threads, GPU,
+    versions, load) and what ``dtype: auto`` resolves to on this CPU."""
+    return {**hardware_fingerprint(), "cpu_native_bf16": cpu_has_native_bf16()}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def kendall_per_query(ref: dict[str, dict[str, float]],
+                      other: dict[str, dict[str, float]]) -> list[float]:
+    """Kendall tau-b between two score lists for each query (1.0 where both are constant)."""
+    from scipy.stats import kendalltau
+
+    taus = []
+    for q, scores in ref.items():
+        docs = list(scores)
+        a = [scores[d] for d in docs]
+        b = [other[q][d] for d in docs]
+        tau = kendalltau(a, b).statistic
+        taus.append(1.0 if np.isnan(tau) else float(tau))
+    return taus
+
+
+def by_query(keys: Sequence[tuple[str, str]], values: np.ndarray) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for (q, d), v in zip(keys, values):
+        out.setdefault(q, {})[d] = float(v)
+    return out
+
+
+def ndcg10(bp: BenchPairs, values: np.ndarray) -> float:
+    """Mean nDCG@10 of the first stage reranked by ``values`` (project metrics)."""
+    from rerank_eval.metrics.evaluate import evaluate_ranking
+    from rerank_eval.metrics.specs import parse_metrics
+    from rerank_eval.runs import rerank_at_depth
+
+    depth = max(len(d) for d in bp.first_stage.values())
+    run = rerank_at_depth(bp.first_stage, by_query(bp.keys, values), depth, "bench")
+    qrels = {q: bp.dataset.qrels[q] for q in bp.first_stage if q in bp.dataset.qrels}
+    # Two metrics: evaluate_ranking trips over ranx's single-metric return shape.
+    specs = parse_metrics(["ndcg@10", "mrr@10"])
+    return float(evaluate_ranking(run.ranking, qrels, specs).means[specs[0].name])
+
+
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+#: Packages whose versions a bench report records (they decide its speed and scores).
+PROVENANCE_PACKAGES = ("torch", "transformers", "sentence-transformers", "numpy", "rerank-eval")
+UNKNOWN = "unknown"
+
+
+def git_state(folder: str | Path) -> dict[str, Any]:
+    """The commit of the git tree holding ``folder`` and whether tracked files differ from it
+    (``dirty``; untracked files do not count); both ``"unknown"`` outside git (an installed
+    package) or without git."""
+    def git(*args: str) -> subprocess.CompletedProcess[str] | None:
+        try:
+            return subprocess.run(["git", "-C", str(folder), *args], capture_output=True,
+                                  text=True, timeout=20, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    head = git("rev-parse", "HEAD")
+    if head is None or head.returncode != 0 or not head.stdout.strip():
+        return {"commit": UNKNOWN, "dirty": UNKNOWN}
+    status = git("status", "--porcelain", "--untracked-files=no")
+    dirty: bool | str = UNKNOWN if status is None or status.returncode != 0 \
+        else bool(status.stdout.strip())
+    return {"commit": head.stdout.strip(), "dirty": dirty}
+
+
+def package_versions(names: Sequence[str] = PROVENANCE_PACKAGES) -> dict[str, str]:
+    """Installed version of each package (``"not installed"`` when absent)."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def provenance(model_path: str, argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """What a recorded bench needs to be trusted and repeated: the rerank-eval commit (and
+    whether its tree was dirty), the command line, the model's content hash
+    (``models.hash_model_files``, the score cache's) and the package versions."""
+    import rerank_eval
+
+    if Path(model_path).is_dir():
+        model = {"path": model_path, "weights_sha256": hash_model_files(model_path)}
+    else:
+        model = {"path": model_path, **model_identity(model_path)}
+    return {**git_state(Path(rerank_eval.__file__).parent),
+            "argv": list(argv) if argv is not None else None,
+            "model": model, "versions": package_versions()}
