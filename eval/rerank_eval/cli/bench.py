@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 from rerank_eval.errors import InputError
@@ -59,8 +58,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                        peer=not args.no_peer)
     print(format_report(report))
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        from rerank_eval.files import atomic_write_text
+
+        path = atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
         print(f"\njson: {path}")
     return 0

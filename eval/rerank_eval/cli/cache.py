@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
 from rerank_eval.errors import InputError
 
@@ -47,8 +47,10 @@ def _cmd_cache(args: argparse.Namespace) -> int:
             print(f"score cache: {path}: removed {n} entries ({which})")
         else:
             if args.out:
-                with open(args.out, "w", encoding="utf-8") as f:
-                    n = cache.export(f, args.format)
+                from rerank_eval.files import atomic_open
+
+                with atomic_open(args.out) as f:
+                    n = cache.export(cast(TextIO, f), args.format)  # "w": a text file
                 print(f"exported {n} entries to {args.out}", file=sys.stderr)
             else:
                 cache.export(sys.stdout, args.format)
