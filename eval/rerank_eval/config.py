@@ -232,10 +232,6 @@ class SweepConfig(_SharedSections):
 
     @model_validator(mode="after")
     def _across_sections(self) -> SweepConfig:
-        if not self.rerankers:
-            raise field_error("a sweep needs at least one reranker (its report is a dataset x "
-                              "reranker table); for first stages alone, run one experiment "
-                              "per dataset", "rerankers")
         names: set[str] = set()
         cells: list[tuple[SweepDataset, FirstStageSection]] = []
         for i, ds in enumerate(self.datasets):
@@ -252,6 +248,10 @@ class SweepConfig(_SharedSections):
                 ds.first_stage._where = f"datasets[{i}].first_stage"
             cells.append((ds, fs))
         _check_shared(self, [fs for _, fs in cells], self.first_stage or cells[0][1])
+        if not self.rerankers:
+            raise field_error("a sweep needs at least one reranker (its report is a dataset x "
+                              "reranker table); for first stages alone, run one experiment "
+                              "per dataset", "rerankers")
         shared = {k: getattr(self, k) for k in _SharedSections.model_fields}
         self._experiments = [
             ExperimentConfig.model_construct(name=f"{self.name}-{ds.name}", dataset=ds,
