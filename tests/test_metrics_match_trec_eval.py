@@ -34,19 +34,22 @@ def _random_case(seed: int, with_ties: bool):
     return qrels, scores
 
 
-def _oracle(qrels, run: Run, threshold: int) -> dict[str, float]:
-    """pytrec_eval on the saved (strictly ordered) run; means over all judged queries (-c)."""
-    trec_run = {q: {d: float(len(docs) - i) for i, d in enumerate(docs)}
-                for q, docs in run.ranking.items() if docs}
+def _oracle(qrels, scores: dict[str, dict[str, float]], threshold: int) -> dict[str, float]:
+    """pytrec_eval on the raw scores, ties included: it breaks them itself, by doc id
+    descending as trec_eval does, so a different tie rule of ours shows up as a difference.
+    Means over all judged queries (-c)."""
+    trec_run = {q: dict(s) for q, s in scores.items() if s}
     graded = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.5,10"})
     binary = pytrec_eval.RelevanceEvaluator(
-        qrels, {"recall.20,100", "map_cut.10,100", "P.5,10"}, relevance_level=threshold)
-    rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}, relevance_level=threshold)
-    top10 = {q: {d: s for d, s in sorted(r.items(), key=lambda x: -x[1])[:10]}
-             for q, r in trec_run.items()}
-    g, b, r = graded.evaluate(trec_run), binary.evaluate(trec_run), rr.evaluate(top10)
+        qrels, {"recall.20,100", "map_cut.10,100", "P.5,10", "recip_rank"},
+        relevance_level=threshold)
+    g, b = graded.evaluate(trec_run), binary.evaluate(trec_run)
+    # mrr@10 from trec_eval's reciprocal rank: 1/rank of the first relevant document, which
+    # counts when that rank is <= 10, i.e. when the reciprocal rank is >= 1/10.
+    for res in b.values():
+        res["rr_cut_10"] = res["recip_rank"] if res["recip_rank"] >= 0.1 - 1e-12 else 0.0
     names = {"ndcg@10": (g, "ndcg_cut_10"), "ndcg@5": (g, "ndcg_cut_5"),
-             "mrr@10": (r, "recip_rank"), "recall@20": (b, "recall_20"),
+             "mrr@10": (b, "rr_cut_10"), "recall@20": (b, "recall_20"),
              "recall@100": (b, "recall_100"), "map@100": (b, "map_cut_100"),
              "map@10": (b, "map_cut_10"), "p@5": (b, "P_5"), "p@10": (b, "P_10")}
     return {m: float(np.mean([res[q][key] if q in res else 0.0 for q in qrels]))
@@ -60,9 +63,24 @@ def test_every_metric_equals_trec_eval(seed, with_ties, threshold):
     qrels, scores = _random_case(seed, with_ties)
     run = Run.from_scores("random", scores)
     ours = evaluate_ranking(run.ranking, qrels, METRICS, relevance_threshold=threshold)
-    oracle = _oracle(qrels, run, threshold)
+    oracle = _oracle(qrels, scores, threshold)
     for metric, expected in oracle.items():
         assert ours.means[metric] == pytest.approx(expected, abs=1e-6), metric
+
+
+def test_the_tied_cases_really_hold_ties_that_change_metrics():
+    """The "with ties" cases would prove nothing if their ties never moved a relevant
+    document: another tie rule (doc id ascending) must give other metrics on them."""
+    changed = 0
+    for seed in range(4):
+        qrels, scores = _random_case(seed, with_ties=True)
+        descending = {q: sorted(sorted(s, reverse=True), key=lambda d: -s[d])
+                      for q, s in scores.items()}
+        ascending = {q: sorted(s, key=lambda d: (-s[d], d)) for q, s in scores.items()}
+        one = evaluate_ranking(descending, qrels, METRICS)
+        other = evaluate_ranking(ascending, qrels, METRICS)
+        changed += any(abs(one.means[m] - other.means[m]) > 1e-6 for m in one.means)
+    assert changed == 4
 
 
 def test_ties_are_broken_like_trec_eval_by_doc_id_descending():

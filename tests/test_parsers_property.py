@@ -23,6 +23,7 @@ from rerank_eval.datasets.formats import (
 from rerank_eval.errors import InputError
 from rerank_eval.runs import order_by_score, read_trec_run
 
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SETTINGS = settings(max_examples=80, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -172,14 +173,46 @@ def test_config_value_errors_from_yaml_are_input_errors(tmp_path):
         load_config(path)
 
 
+def _understood(outcome: object) -> str:
+    """A config as understood (its resolved form), or the error it was refused with."""
+    if isinstance(outcome, InputError):
+        return f"error: {outcome}"
+    return json.dumps(outcome.resolved(), sort_keys=True, default=str)  # type: ignore[attr-defined]
+
+
 @SETTINGS
 @given(raw=st.dictionaries(st.sampled_from(sorted(TOP_LEVEL_KEYS)), VALUES, max_size=9))
 def test_configs_survive_a_yaml_round_trip(tmp_path, raw):
+    """Written to YAML and loaded, a config is understood as the same mapping given to
+    parse_config is: the same resolved config, or the same error (plus the file and line)."""
     path = tmp_path / "c.yaml"
     try:
-        path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+        path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False),
+                        encoding="utf-8")
     except (UnicodeEncodeError, yaml.YAMLError):
         return  # not representable as a UTF-8 YAML file
     if any(isinstance(v, float) and math.isnan(v) for v in raw.values()):
         return
-    _check(load_config, path)
+    from_file = _check(load_config, path)
+    try:
+        direct: object = parse_config(raw, base_dir=tmp_path.resolve(), source_path=path)
+    except InputError as e:
+        direct = e
+    if isinstance(direct, InputError):
+        assert isinstance(from_file, InputError), _understood(from_file)
+        assert str(from_file).endswith(str(direct)), (str(from_file), str(direct))
+    else:
+        assert _understood(from_file) == _understood(direct)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
+def test_the_shipped_configs_survive_a_yaml_round_trip(name):
+    """The accepted configs (the property test above mostly meets refused ones): dumped to
+    YAML and read back, each is understood exactly as before."""
+    path = CONFIGS / name
+    config = load_config(path)
+    text = yaml.safe_dump(config.raw, allow_unicode=True, sort_keys=False)
+    again = parse_config(yaml.safe_load(text), base_dir=path.resolve().parent,
+                         source_path=path)
+    assert _understood(again) == _understood(config)
+    assert config.resolved()["name"] == config.raw["name"]

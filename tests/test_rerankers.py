@@ -72,19 +72,36 @@ def test_sanity_probes_catch_a_wrong_label_index(two_label_model):
     assert wrong.failed and wrong.inverted >= len(PROBES) - 1
 
 
-def test_pair_order_matters_to_a_cross_encoder(scifact_ce):
-    class Swapped:
-        def __init__(self, inner):
-            self.inner, self.stats = inner, inner.stats
+def test_the_harness_feeds_the_query_first_and_the_passage_second(scifact_ce):
+    """The pipeline builds (query text, passage text) pairs and the engine encodes the query
+    as segment A: its scores are the checkpoint's on tokenizer(query, passage), computed here
+    with transformers alone, and not those on tokenizer(passage, query)."""
+    from rerank_eval.datasets import Dataset
+    from rerank_eval.scoring.shortlist import chunk_pairs
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        def score(self, pairs):
-            return self.inner.score([(p, q) for q, p in pairs])
+    dataset = Dataset("probes", corpus={f"d{i}": p for i, (_, r, x) in enumerate(PROBES)
+                                        for p in [r + " " + x]},
+                      queries={f"q{i}": q for i, (q, _, _) in enumerate(PROBES)}, qrels={})
+    keys = [(f"q{i}", f"d{j}") for i in range(len(PROBES)) for j in range(len(PROBES))]
+    pairs = chunk_pairs(dataset, keys)
+    assert pairs == [(dataset.queries[q], dataset.corpus[d]) for q, d in keys]
+    pairs += [(q, p) for q, r, i in PROBES for p in (r, i)]
+    ours = _cross_encoder(scifact_ce, max_length=256, dtype="float32").score(pairs)
 
-    straight = _cross_encoder(scifact_ce, max_length=256)
-    swapped_scores = Swapped(straight).score([(q, p) for q, r, i in PROBES for p in (r, i)])
-    straight_scores = straight.score([(q, p) for q, r, i in PROBES for p in (r, i)])
-    assert not np.allclose(swapped_scores, straight_scores, atol=1e-3), \
-        "pair order must matter to a cross-encoder"
+    tokenizer = AutoTokenizer.from_pretrained(scifact_ce)
+    model = AutoModelForSequenceClassification.from_pretrained(scifact_ce).eval()
+
+    def reference(first: list[str], second: list[str]) -> np.ndarray:
+        enc = tokenizer(first, second, padding=True, truncation=True, max_length=256,
+                        return_tensors="pt")
+        with torch.no_grad():
+            return model(**enc).logits[:, 0].numpy()
+
+    queries, passages = [q for q, _ in pairs], [p for _, p in pairs]
+    np.testing.assert_allclose(ours, reference(queries, passages), rtol=1e-4, atol=1e-4)
+    swapped = reference(passages, queries)
+    assert np.abs(ours - swapped).max() > 0.1, "pair order must matter to this cross-encoder"
 
 
 def test_packaged_bi_encoder_is_a_real_baseline():

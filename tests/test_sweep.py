@@ -130,7 +130,8 @@ def test_a_dataset_without_any_first_stage_is_named():
 
 
 def test_per_dataset_first_stage_overrides_the_top_level_one():
-    raw = {"name": "sw", **SHARED_KEYS, "datasets": [
+    raw = {"name": "sw", **SHARED_KEYS, "rerankers": [
+        {"name": "bi", "kind": "bi-encoder", "model": "packaged:all-minilm-l6-v2"}], "datasets": [
         {"name": "a", "bundled": "quickstart"},
         {"name": "b", "bundled": "quickstart", "first_stage": {"bm25": {"k1": 1.2}, "depth": 20}}]}
     config = parse_config(raw, base_dir=Path.cwd())

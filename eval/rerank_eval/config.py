@@ -11,6 +11,7 @@ line and the field (``configs/x.yaml:12: rerankers[1].batch_size: ...``);
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +31,7 @@ from rerank_eval.errors import InputError
 from rerank_eval.first_stage import FirstStageConfig, FirstStageSection
 from rerank_eval.metrics import MetricSpec, parse_metric, parse_metrics
 from rerank_eval.params import (
+    NAME_RULE,
     Bool,
     FieldError,
     Name,
@@ -39,6 +41,7 @@ from rerank_eval.params import (
     expected,
     field_error,
     is_non_empty_list,
+    is_safe_name,
     parse,
     type_name,
 )
@@ -213,10 +216,11 @@ class ExperimentConfig(_SharedSections):
 
 
 def _default_dataset_name(ds: DatasetConfig) -> str:
-    """A sweep dataset's name when none is given: the folder or collection it comes from."""
+    """A sweep dataset's name when none is given: the folder or collection it comes from, each
+    run of characters a name may not hold (``my data (v2)``) made one '-'."""
     if isinstance(ds.spec, str) and ds.spec.strip():
         name = Path(ds.spec.rstrip("/\\")).name if ds.source == "beir" else ds.spec
-        return name.replace("/", "-").replace("\\", "-").replace(" ", "-")
+        return re.sub(r"[^A-Za-z0-9._]+", "-", name).strip("-")
     return ds.source
 
 
@@ -232,9 +236,9 @@ class SweepDataset(DatasetConfig):
     def _default_name(self) -> SweepDataset:
         if self.name is None:
             name = _default_dataset_name(self)
-            if not name.strip() or any(c in name for c in "/\\ \t"):
-                raise field_error(f"expected a non-empty string without spaces or slashes, "
-                                  f"got {name!r}", "name")
+            if not is_safe_name(name):
+                raise field_error(f"no name can be made from its source {self.spec!r}: give "
+                                  f"one ({NAME_RULE})", "name")
             self.name = name
         return self
 
@@ -270,6 +274,10 @@ class SweepConfig(_SharedSections):
                 ds.first_stage._where = f"datasets[{i}].first_stage"
             cells.append((ds, fs))
         _check_shared(self, [fs for _, fs in cells], self.first_stage or cells[0][1])
+        if not self.rerankers:
+            raise field_error("a sweep needs at least one reranker (its report is a dataset x "
+                              "reranker table); for first stages alone, run one experiment "
+                              "per dataset", "rerankers")
         shared = {k: getattr(self, k) for k in _SharedSections.model_fields}
         self._experiments = [
             ExperimentConfig.model_construct(name=f"{self.name}-{ds.name}", dataset=ds,

@@ -164,7 +164,16 @@ def load_pretrained(load, model: str, field: str, **kwargs):
 
 def _load(load, model: str, field: str, **kwargs):
     if Path(model).exists():
-        return load(model, **kwargs)
+        try:
+            return load(model, **kwargs)
+        except InputError:
+            raise
+        except Exception as e:  # noqa: BLE001 - safetensors, torch, json, tokenizers: any
+            # failure to read a local folder is a broken checkpoint (truncated weights, bad
+            # config), not a bug here; one line instead of a traceback from the loader.
+            text = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+            reason = f"{type(e).__name__}: {text}" if text else type(e).__name__
+            raise InputError(f"{field}: cannot load the model from {model} ({reason})") from None
     try:
         return load(model, local_files_only=True, **kwargs)
     except OSError:

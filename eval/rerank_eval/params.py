@@ -343,8 +343,19 @@ PositiveNumber = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
 Bool = Annotated[bool, Field(strict=True)]
 Str = Annotated[str, Field(strict=True)]
 NonEmptyStr = Annotated[str, Field(strict=True, min_length=1)]
-Name = Annotated[str, Field(strict=True, pattern=r"^[^/\\\s]+$"),
-                 expected("a non-empty string without spaces or slashes")]
+#: What a name (experiment, reranker, sweep dataset) may hold: it becomes a folder or a file
+#: name, a TREC run tag and a JUnit test name, so only characters that are safe in all of them
+#: on every OS: ASCII letters, digits, '.', '_', '-', not starting with '.' or '-' (no '..', no
+#: hidden files, no option-like names), at most 100 of them.
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$"
+NAME_RULE = ("a name of letters, digits, '.', '_', '-' (not starting with '.' or '-', "
+             "at most 100)")
+Name = Annotated[str, Field(strict=True, pattern=NAME_PATTERN), expected(NAME_RULE)]
+
+
+def is_safe_name(value: object) -> bool:
+    """Whether ``value`` is a valid :data:`Name`."""
+    return isinstance(value, str) and re.fullmatch(NAME_PATTERN, value) is not None
 
 
 def is_non_empty_list(value: Any) -> bool:

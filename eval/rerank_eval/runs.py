@@ -29,6 +29,43 @@ NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(in
                     re.IGNORECASE)
 
 
+def id_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a query or document id, or None when it can.
+
+    Ids are written into TREC run and qrels lines, whose columns are separated by whitespace,
+    and into TSV and CSV files: an id holding whitespace (any Unicode space, tab or line
+    break) or a control character (NUL, DEL, ...) would split or end those lines, so another
+    tool would read other ids, or other numbers, than this one did.
+    """
+    if not value:
+        return "is empty"
+    bad = _BAD_ID_CHAR.search(value)
+    if bad is None:
+        return None
+    c = bad.group()
+    return f"holds whitespace ({c!r})" if c.isspace() else f"holds a control character ({c!r})"
+
+
+# Unicode whitespace (what str.split() splits on) and the C0/C1 control characters (Cc).
+_BAD_ID_CHAR = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+
+
+def check_id(value: str, what: str, path: str | Path, line: int | None) -> str:
+    """``value`` if it can be a ``what`` id (see :func:`id_problem`), else a one-line
+    InputError naming the file and line."""
+    problem = id_problem(value)
+    if problem is not None:
+        raise InputError(f"{what} id {_short(value)} {problem}: ids are written into TREC "
+                         "lines, which whitespace and control characters break",
+                         path=path, line=line)
+    return value
+
+
+def _short(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def order_by_score(scores: Mapping[str, float]) -> list[str]:
     """Doc ids in trec_eval order: score descending, ties by doc id descending."""
     # Sorting by doc id descending first, then a stable sort by score descending, gives the
@@ -104,6 +141,8 @@ def read_trec_run(path: str | Path, name: str | None = None) -> Run:
                 line=line_no,
             )
         qid, _, doc_id, rank, score, _ = parts
+        check_id(qid, "query", path, line_no)
+        check_id(doc_id, "document", path, line_no)
         try:
             if not RANK.fullmatch(rank) or not NUMBER.fullmatch(score):
                 raise ValueError

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rerank_eval.datasets.base import Qrels, join_title_text
 from rerank_eval.errors import InputError
+from rerank_eval.runs import check_id
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -64,12 +65,14 @@ def read_beir_corpus(path: Path) -> dict[str, str]:
     corpus: dict[str, str] = {}
     for line_no, line in iter_lines(path):
         obj = _json_object(path, line_no, line)
-        doc_id = _string_field(obj, "_id", path, line_no)
+        doc_id = check_id(_string_field(obj, "_id", path, line_no), "document", path, line_no)
         if doc_id in corpus:
             raise InputError(f"duplicate document id {doc_id!r}", path=path, line=line_no)
         title = _string_field(obj, "title", path, line_no, required=False)
         text = _string_field(obj, "text", path, line_no, required=False)
         corpus[doc_id] = join_title_text(title, text)
+    if not corpus:
+        raise InputError("no documents found", path=path)
     return corpus
 
 
@@ -77,7 +80,7 @@ def read_beir_queries(path: Path) -> dict[str, str]:
     queries: dict[str, str] = {}
     for line_no, line in iter_lines(path):
         obj = _json_object(path, line_no, line)
-        qid = _string_field(obj, "_id", path, line_no)
+        qid = check_id(_string_field(obj, "_id", path, line_no), "query", path, line_no)
         if qid in queries:
             raise InputError(f"duplicate query id {qid!r}", path=path, line=line_no)
         queries[qid] = _string_field(obj, "text", path, line_no)
@@ -89,29 +92,37 @@ def read_beir_queries(path: Path) -> dict[str, str]:
 INTEGER_GRADE = re.compile(r"[+-]?[0-9]+(\.0*)?")
 
 
+QRELS_FORMATS = {3: "BEIR 'query-id corpus-id score'", 4: "TREC 'qid iter docid rel'"}
+
+
 def read_qrels(path: Path) -> Qrels:
     """Qrels as BEIR tsv (``query-id corpus-id score``, optional header) or TREC
-    (``qid iter docid rel``). The format is decided per line by the column count."""
+    (``qid iter docid rel``). The format is decided once per file, by the header or else the
+    first data line's column count, and every line must match it: a TREC line that lost a
+    column (``2 0 7``) is an error, not a BEIR judgment of document 0."""
     qrels: Qrels = {}
-    first = True
+    columns: int | None = None  # 3: BEIR, 4: TREC
+    decided_by = ""
     for line_no, line in iter_lines(path):
         parts = line.split("\t") if "\t" in line else line.split()
         parts = [p.strip() for p in parts]
-        if first and parts and parts[0].lower() in {"query-id", "query_id", "qid"}:
-            first = False
+        if columns is None and parts and parts[0].lower() in {"query-id", "query_id", "qid"}:
+            columns, decided_by = 3, f"its header on line {line_no}"
             continue  # the header, on the first non-blank line
-        first = False
-        if len(parts) == 3:
-            qid, doc_id, grade = parts
-        elif len(parts) == 4:
-            qid, _, doc_id, grade = parts
-        else:
+        if columns is None:
+            if len(parts) not in QRELS_FORMATS:
+                raise InputError(
+                    "expected 'query-id corpus-id score' (BEIR) or 'qid iter docid rel' "
+                    f"(TREC), found {len(parts)} columns", path=path, line=line_no)
+            columns, decided_by = len(parts), f"line {line_no}"
+        if len(parts) != columns:
             raise InputError(
-                "expected 'query-id corpus-id score' (BEIR) or 'qid iter docid rel' (TREC), "
-                f"found {len(parts)} columns",
-                path=path,
-                line=line_no,
-            )
+                f"expected {columns} columns ({QRELS_FORMATS[columns]}, the format of this "
+                f"file by {decided_by}), found {len(parts)}", path=path, line=line_no)
+        if columns == 3:
+            qid, doc_id, grade = parts
+        else:
+            qid, _, doc_id, grade = parts
         if not INTEGER_GRADE.fullmatch(grade):
             raise InputError(
                 f"relevance must be an integer, got {grade!r}"[:200], path=path, line=line_no
@@ -119,6 +130,8 @@ def read_qrels(path: Path) -> Qrels:
         rel = int(grade.split(".")[0])
         if not qid or not doc_id:
             raise InputError("empty query or document id", path=path, line=line_no)
+        check_id(qid, "query", path, line_no)
+        check_id(doc_id, "document", path, line_no)
         judged = qrels.setdefault(qid, {})
         if doc_id in judged and judged[doc_id] != rel:
             raise InputError(
@@ -143,7 +156,11 @@ def read_tsv_pairs(path: Path, what: str) -> dict[str, str]:
         key = key.strip()
         if not key:
             raise InputError(f"empty {what} id", path=path, line=line_no)
+        check_id(key, what, path, line_no)
         if key in out:
             raise InputError(f"duplicate {what} id {key!r}", path=path, line=line_no)
         out[key] = text.strip()
+    if not out:
+        plural = {"doc": "documents", "query": "queries"}.get(what, f"{what}s")
+        raise InputError(f"no {plural} found", path=path)
     return out

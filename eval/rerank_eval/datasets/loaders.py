@@ -19,6 +19,7 @@ from rerank_eval.datasets.formats import (
     read_tsv_pairs,
 )
 from rerank_eval.errors import InputError
+from rerank_eval.runs import check_id
 
 
 class DatasetLoader:
@@ -166,8 +167,15 @@ class IrDatasetsLoader(DatasetLoader):
                 raise
             reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".strip()
             raise InputError(IRDS_OFFLINE_HELP.format(id=dataset_id, reason=reason[:200])) from None
+        where = f"ir_datasets:{dataset_id}"
+        for what, ids in (("query", queries), ("document", corpus), ("query", qrels)):
+            for key in ids:
+                check_id(key, what, where, None)
+        for judged in qrels.values():
+            for key in judged:
+                check_id(key, "document", where, None)
         dataset = Dataset(id=f"irds:{dataset_id}", corpus=corpus, queries=queries, qrels=qrels)
-        _check_qrels_ids(dataset, f"ir_datasets:{dataset_id}")
+        _check_qrels_ids(dataset, where)
         dataset.queries = restrict_to_judged(queries, qrels)
         return dataset
 

@@ -6,9 +6,10 @@ import logging
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from rerank_eval.datasets import Dataset
+from rerank_eval.errors import InputError
 from rerank_eval.first_stage.base import FirstStage, FirstStageParams
 from rerank_eval.params import NonNegativeNumber, Str, expected, field_error
 from rerank_eval.progress import Progress, progress_bars
@@ -32,7 +33,8 @@ class BM25Params(FirstStageParams):
     """``bm25``: Lucene-variant BM25 with Anserini's defaults."""
 
     k1: NonNegativeNumber = 0.9
-    b: NonNegativeNumber = 0.4
+    b: Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)] = 0.4
+    """Length normalisation, from 0 (none) to 1 (full)."""
     stemmer: Str | None = "english"
     """A Snowball stemmer (PyStemmer) name; null: no stemming."""
     stopwords: Annotated[Str | list[Str] | None,
@@ -77,6 +79,9 @@ class BM25(FirstStage):
                 [dataset.corpus[d] for d in doc_ids], stopwords=stopwords, stemmer=stemmer,
                 show_progress=bars,
             )
+            if not any(len(tokens) for tokens in corpus_tokens.ids):
+                raise InputError(f"bm25: the corpus of {dataset.id} has no indexable words "
+                                 f"(its {len(doc_ids)} documents are empty or stopwords only)")
             retriever = bm25s.BM25(k1=float(self.params.k1), b=float(self.params.b),
                                    method=str(self.params.method))
             retriever.index(corpus_tokens, show_progress=bars)
