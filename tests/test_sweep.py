@@ -12,6 +12,7 @@ import yaml
 from rerank_eval.cli import main
 from rerank_eval.config import ExperimentConfig, SweepConfig, parse_config
 from rerank_eval.errors import InputError
+from rerank_eval.results import Sweep, read_sweep, strip_measurements
 from rerank_eval.runner import run_experiment, run_sweep
 
 SHARED_KEYS = {"first_stage": {"bm25": {}, "depth": 5}, "depths": [3, 5],
@@ -70,20 +71,65 @@ def test_every_cell_has_a_results_json_equal_to_the_single_dataset_run(sweep, sw
 
 def test_sweep_json_and_report_list_every_cell(sweep):
     result, out = sweep
-    data = json.loads((out / "sweep.json").read_text())
-    cells = {(c["dataset"], c["reranker"]) for c in data["cells"]}
+    data = read_sweep(out)
+    cells = {(c.dataset, c.reranker) for c in data.cells}
     assert cells == {("med", "tiny"), ("med", "bi"), ("cran", "tiny"), ("cran", "bi")}
-    assert [d["name"] for d in data["config"]["datasets"]] == ["med", "cran"]
-    for c in data["cells"]:
-        cell = json.loads((out / c["results"]).read_text())
-        assert c["metrics"] == cell["rerankers"][0]["metrics"]
-        assert c["pairs_scored"] == 20 and c["pairs_from_cache"] == 0
-        assert c["scoring_s"] > 0
+    assert [d["name"] for d in data.config["datasets"]] == ["med", "cran"]
+    for c in data.cells:
+        cell = json.loads((out / c.results).read_text())
+        assert c.metrics == cell["rerankers"][0]["metrics"]
+        assert c.pairs_scored == 20 and c.pairs_from_cache == 0
+        assert c.scoring_s is not None and c.scoring_s > 0
     report = (out / "report.md").read_text()
     table = report.split("## Sweep: dataset x reranker")[1].split("##")[0]
     for dataset, reranker in cells:
         assert any(f"| {dataset} | {reranker} |" in line for line in table.splitlines())
     assert (out / "report.html").is_file()
+
+
+def test_sweep_json_keeps_the_layout_of_the_untyped_writer(sweep):
+    """sweep.json, now written from rerank_eval.results.Sweep, is the text the former
+    dict-building writer produced: rebuilt here from the cells' results.json files, the
+    hardware and the resolved config, key for key and in its order."""
+    result, out = sweep
+    cells = []
+    for cell in result.cells:  # run order
+        path = cell.reports_dir / "results.json"
+        data = json.loads(path.read_text())
+        fs, rr = data["first_stage"], data["rerankers"][0]
+        cells.append({
+            "dataset": path.parent.parent.name, "dataset_id": data["dataset"]["id"],
+            "reranker": rr["name"], "kind": rr["kind"], "model": rr["model"],
+            "results": str(path.relative_to(out)),
+            "first_stage": {"name": fs["name"], "depth": fs["depth"], "metrics": fs["metrics"]},
+            "metrics": rr["metrics"], "pairs_scored": rr["pairs_scored"],
+            "pairs_from_cache": rr["pairs_from_cache"], "scoring_s": rr["scoring_s"],
+            "recommended_depth": rr["recommended_depth"]})
+    assert [c["dataset"] for c in cells] == ["med", "cran", "med", "cran"]
+    former = {"schema_version": 1, "name": "sw", "hardware": result.hardware,
+              "config": result.config.resolved(), "cells": cells}
+    assert (out / "sweep.json").read_text() == json.dumps(former, indent=2) + "\n"
+
+
+def test_sweep_json_measurements_are_declared(sweep):
+    _, out = sweep
+    data = json.loads((out / "sweep.json").read_text())
+    kept = strip_measurements(data, Sweep)
+    assert "hardware" not in kept and all("scoring_s" not in c for c in kept["cells"])
+    assert kept["cells"][0]["metrics"] == data["cells"][0]["metrics"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{", "invalid JSON"),
+    ('{"schema_version": 7}', "schema_version 1"),
+    ('{"schema_version": 1, "name": "x", "cells": [{"dataset": 1}]}', "cells[0].dataset: "),
+])
+def test_a_bad_sweep_json_is_one_line_naming_the_file(text, message, tmp_path):
+    (tmp_path / "sweep.json").write_text(text)
+    with pytest.raises(InputError) as err:
+        read_sweep(tmp_path)
+    assert message in str(err.value) and "sweep.json" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 def test_a_second_sweep_through_the_cli_reads_every_score_from_the_shared_cache(

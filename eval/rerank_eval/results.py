@@ -19,6 +19,9 @@ schema_version 1 files written before this model existed.
   backend describes itself), the executor's and a hosted API's statistics (per executor and
   provider). Where readers use a key of such a part, the key is declared; the rest passes
   through unchanged.
+
+A sweep's ``sweep.json`` (one line per finished cell, pointing at the cell's results.json) is
+typed here too: :class:`Sweep`, written by ``runner/sweep.py``, read by :func:`read_sweep`.
 """
 
 from __future__ import annotations
@@ -509,6 +512,81 @@ class Results(_Model):
             if entry.name == name:
                 return entry
         raise KeyError(name)
+
+
+# --- sweep.json ----------------------------------------------------------------------------
+
+SWEEP_SCHEMA_VERSION = 1
+
+
+class SweepFirstStage(_Model):
+    """A sweep cell's first stage: its name, depth and mean metrics."""
+
+    name: str
+    depth: int
+    metrics: dict[str, float] = {}
+
+
+class SweepCell(_Model):
+    """One (dataset, reranker) cell of a sweep: where its results.json is, its metrics per
+    depth and what it cost (the rest is in that results.json)."""
+
+    dataset: str  # the dataset's name in the sweep (its folder)
+    dataset_id: str | None = None
+    reranker: str
+    kind: str | None = None
+    model: str | None = None
+    results: str  # the cell's results.json, relative to the sweep's folder
+    first_stage: SweepFirstStage
+    metrics: dict[DepthKey, dict[str, float]] = {}  # depth -> metric -> mean
+    pairs_scored: int = 0
+    pairs_from_cache: int = 0
+    scoring_s: Annotated[float | None, MEASUREMENT] = None
+    recommended_depth: int | None = None
+
+
+class Sweep(_Model):
+    """One sweep.json: the sweep's hardware and resolved config, and a line per finished
+    cell in run order (``rerank_eval.runner.sweep`` rewrites it after every cell)."""
+
+    schema_version: Literal[1] = 1  # SWEEP_SCHEMA_VERSION
+    name: str
+    hardware: Annotated[Hardware | None, MEASUREMENT] = None
+    # The sweep as resolved (``SweepConfig.resolved()``): its schema is the config's.
+    config: dict[str, Any] = {}
+    cells: list[SweepCell] = []
+
+
+def sweep_json(sweep: Sweep) -> str:
+    """The text of sweep.json for ``sweep`` (undeclared fields refused, as in results.json)."""
+    stray = undeclared_fields(sweep)
+    if stray:
+        raise ValueError(f"sweep.json field {stray[0]} is not declared in rerank_eval.results")
+    return json.dumps(sweep.model_dump(mode="json"), indent=2) + "\n"
+
+
+def read_sweep(path: str | Path) -> Sweep:
+    """Read a sweep.json (or the sweep folder holding one); a bad file is one InputError line
+    naming it and the field."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "sweep.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("sweep file not found", path=path) from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"invalid JSON ({e.msg})", path=path, line=e.lineno) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read the file ({e})", path=path) from None
+    if not isinstance(data, Mapping) or data.get("schema_version") != SWEEP_SCHEMA_VERSION:
+        raise InputError(f"not a sweep.json this rerank-eval reads (schema_version "
+                         f"{SWEEP_SCHEMA_VERSION})", path=path)
+    try:
+        return Sweep.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise InputError(f"{_where(first['loc'])}: {first['msg']}", path=path) from None
 
 
 # --- reading -------------------------------------------------------------------------------

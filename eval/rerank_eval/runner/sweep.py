@@ -6,7 +6,6 @@ normal schema: the first stage and that one reranker) lives under ``<root>/<data
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,8 @@ import pandas as pd
 from rerank_eval.config import SweepConfig
 from rerank_eval.files import atomic_write_text
 from rerank_eval.reports.terminal import frame_table
+from rerank_eval.results import Hardware, Sweep, SweepCell, SweepFirstStage, sweep_json
 from rerank_eval.runner.results import ExperimentResult
-
-SWEEP_SCHEMA_VERSION = 1
 
 
 @dataclass
@@ -29,39 +27,34 @@ class SweepResult:
     hardware: dict[str, Any] = field(default_factory=dict)
 
 
-def cell_summary(cell: ExperimentResult, root: Path) -> dict[str, Any]:
+def cell_summary(cell: ExperimentResult, root: Path) -> SweepCell:
     """One line of sweep.json: where the cell is, its metrics per depth and what it cost."""
     from rerank_eval.runner.results import first_stage_entry, reranker_entry
 
     stage = cell.rerankers[0]
     fs = first_stage_entry(cell.first_stage)
     entry = reranker_entry(stage)
-    return {
-        "dataset": cell.config.dataset_name,
-        "dataset_id": cell.dataset.id,
-        "reranker": stage.name,
-        "kind": stage.kind,
-        "model": stage.model,
-        "results": str((cell.reports_dir / "results.json").relative_to(root)),
-        "first_stage": {"name": fs.name, "depth": fs.depth, "metrics": fs.metrics},
-        "metrics": entry.metrics,
-        "pairs_scored": entry.pairs_scored,
-        "pairs_from_cache": entry.pairs_from_cache,
-        "scoring_s": entry.scoring_s,
-        "recommended_depth": entry.recommended_depth,
-    }
+    return SweepCell(
+        dataset=cell.config.dataset_name, dataset_id=cell.dataset.id, reranker=stage.name,
+        kind=stage.kind, model=stage.model,
+        results=str((cell.reports_dir / "results.json").relative_to(root)),
+        first_stage=SweepFirstStage(name=fs.name, depth=fs.depth, metrics=fs.metrics),
+        metrics=entry.metrics, pairs_scored=entry.pairs_scored,
+        pairs_from_cache=entry.pairs_from_cache, scoring_s=entry.scoring_s,
+        recommended_depth=entry.recommended_depth)
 
 
-def sweep_dict(result: SweepResult) -> dict[str, Any]:
+def sweep_model(result: SweepResult) -> Sweep:
+    """sweep.json as a model (``rerank_eval.results.Sweep``)."""
     root = result.reports_dir
-    return {"schema_version": SWEEP_SCHEMA_VERSION, "name": result.config.name,
-            "hardware": result.hardware, "config": result.config.resolved(),
-            "cells": [cell_summary(c, root) for c in result.cells]}
+    return Sweep(name=result.config.name,
+                 hardware=Hardware.model_validate(result.hardware) if result.hardware else None,
+                 config=result.config.resolved(),
+                 cells=[cell_summary(c, root) for c in result.cells])
 
 
 def write_sweep_json(result: SweepResult) -> Path:
-    return atomic_write_text(result.reports_dir / "sweep.json",
-                             json.dumps(sweep_dict(result), indent=2) + "\n")
+    return atomic_write_text(result.reports_dir / "sweep.json", sweep_json(sweep_model(result)))
 
 
 def sweep_frame(result: SweepResult) -> pd.DataFrame:
@@ -72,11 +65,11 @@ def sweep_frame(result: SweepResult) -> pd.DataFrame:
     rows = []
     for cell in result.cells:
         s = cell_summary(cell, result.reports_dir)
-        rows.append({"dataset": s["dataset"], "reranker": s["reranker"],
-                     f"first stage {metric}": f"{s['first_stage']['metrics'][metric]:.4f}",
-                     **{f"{metric} @{d}": f"{m[metric]:.4f}" for d, m in s["metrics"].items()},
-                     "pairs scored": s["pairs_scored"], "from cache": s["pairs_from_cache"],
-                     "scoring s": f"{s['scoring_s']:.1f}"})
+        rows.append({"dataset": s.dataset, "reranker": s.reranker,
+                     f"first stage {metric}": f"{s.first_stage.metrics[metric]:.4f}",
+                     **{f"{metric} @{d}": f"{m[metric]:.4f}" for d, m in s.metrics.items()},
+                     "pairs scored": s.pairs_scored, "from cache": s.pairs_from_cache,
+                     "scoring s": f"{s.scoring_s:.1f}"})
     return pd.DataFrame(rows)
 
 
