@@ -7,12 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import yaml
 from fake_chat_server import FakeChatServer
 from fake_rerank_server import FakeRerankServer
 from rerank_eval.cli import main
-from rerank_eval.rerankers import RERANKERS
 from synthetic import write_beir
 from test_listwise import oracle, tiny_causal_lm  # noqa: F401 - a fixture, requested below
 
@@ -65,12 +63,12 @@ def test_cross_encoder_listwise_and_hosted_in_one_run(tmp_path, tiny_cross_encod
     assert _run_mix(tmp_path, first, monkeypatch) == ["ce", "lw", "jina"]
 
 
-def test_with_a_causal_lm_too(tmp_path, tiny_cross_encoder, monkeypatch, request):
-    if "causal-lm" not in RERANKERS:
-        pytest.skip("kind: causal-lm is not in this checkout yet (the llm branch adds it); "
-                    "the mix without it runs in the test above")
-    model = request.getfixturevalue("tiny_causal_lm")
+def test_with_a_causal_lm_too(tmp_path, tiny_cross_encoder, monkeypatch):
+    from tiny_lm import build_causal_lm
+
+    model = build_causal_lm(tmp_path / "clm")
     first = [{"name": "ce", "kind": "cross-encoder", "model": str(tiny_cross_encoder),
               "max_length": 128},
-             {"name": "clm", "kind": "causal-lm", "model": str(model)}]
+             {"name": "clm", "kind": "causal-lm", "model": str(model),
+              "template": "qwen3-reranker", "max_length": 128}]
     assert _run_mix(tmp_path, first, monkeypatch) == ["ce", "clm", "lw", "jina"]

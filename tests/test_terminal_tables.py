@@ -53,8 +53,8 @@ def _summary() -> str:
                                queries_without_results=0)
 
     result = SimpleNamespace(
-        config=SimpleNamespace(metrics=[SimpleNamespace(name="ndcg@10"),
-                                        SimpleNamespace(name="recall@100")]),
+        config=SimpleNamespace(resolved_metrics=[SimpleNamespace(name="ndcg@10"),
+                                                 SimpleNamespace(name="recall@100")]),
         first_stage=StageResult("bm25", "first_stage", None, {None: ev(0.3125)},
                                 FirstStage(name="bm25", depth=100)),
         rerankers=[StageResult("a-much-longer-reranker-name", "cross-encoder", "m",
