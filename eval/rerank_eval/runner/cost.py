@@ -34,11 +34,13 @@ def benchmark_reranker(
     model_scores: Mapping[str, Mapping[str, float]],
     evaluations: Mapping[int | None, Evaluation],
     scoring_s: float,
+    retry_wait_s: float = 0.0,
     description: dict[str, Any],
     measure_latency: LatencyFn,
 ) -> dict[str, Any]:
     """Everything results.json records about a reranker's cost and its recommended depth.
-    ``measure_latency`` (the executor's) times the latency plan where scoring runs."""
+    ``measure_latency`` (the executor's) times the latency plan where scoring runs;
+    ``retry_wait_s`` (time spent waiting out failures) is left out of the throughput."""
     import torch
 
     queries = sum(1 for docs in shortlist.ranking.values() if docs)
@@ -47,7 +49,7 @@ def benchmark_reranker(
                 "dtype": description.get("dtype", getattr(params, "dtype", "model default")),
                 "device": description.get("device", getattr(params, "device", None))}
     bulk = throughput(reranker.stats.pairs_scored, queries, scoring_s, settings,
-                      torch.get_num_threads())
+                      torch.get_num_threads(), retry_wait_s=retry_wait_s)
     cached = getattr(reranker.stats, "pairs_from_cache", 0)
     if cached:
         # Cache hits cost no model time: a rate over a partly cached pass means nothing.

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rerank_eval.datasets import Dataset
 from rerank_eval.progress import Progress
-from rerank_eval.rerankers.base import Reranker
+from rerank_eval.rerankers.base import Reranker, scores_so_far
 from rerank_eval.runs import Run
 from rerank_eval.scoring.cache import CachedScore, ScoreCache, fingerprint_hash, text_sha
 
@@ -55,7 +56,11 @@ def score_shortlist(
             flags = None
             if work.misses:
                 # The model's own score() counts pairs_scored and pairs_truncated.
-                values = reranker.score(chunk_pairs(dataset, work.misses))
+                try:
+                    values = reranker.score(chunk_pairs(dataset, work.misses))
+                except Exception as e:
+                    view.keep_partial(work, scores_so_far(e))
+                    raise
                 flags = reranker.last_truncated
             view.complete(work, values, flags, scores)
             done += len(keys)
@@ -140,6 +145,21 @@ class CacheView:
         if self.cache is not None and self.fp_id is not None:
             cached = _lookup(self.cache, self.fp_id, self.dataset, keys, self._doc_sha)
         return ChunkWork(list(keys), cached, [k for k in keys if k not in cached])
+
+    def keep_partial(self, work: ChunkWork, values: Sequence[float] | None) -> None:
+        """A chunk whose scoring failed part-way: store the misses that did get a (finite)
+        score, so a re-run asks the model only for the rest."""
+        if values is None or self.cache is None or self.fp_id is None:
+            return
+        dataset = self.dataset
+        got = [(k, float(v) + 0.0) for k, v in zip(work.misses, values, strict=True)
+               if math.isfinite(v)]
+        if got:
+            self.cache.put(self.fp_id, [
+                (text_sha(dataset.queries[q]), _doc_sha(dataset, d, self._doc_sha), v, None)
+                for (q, d), v in got])
+            logger.info(f"{self.reranker.name}: kept {len(got):,} scores of the failed chunk "
+                        "in the score cache")
 
     def complete(self, work: ChunkWork, values: Sequence[float], flags: Sequence[bool] | None,
                  scores: dict[str, dict[str, float]]) -> None:

@@ -16,7 +16,10 @@ from rerank_eval.errors import InputError
 
 
 class HostedAPIError(InputError):
-    """A hosted reranker could not get valid scores: names the provider and the request."""
+    """A hosted reranker could not get valid scores: names the provider and the request.
+    ``scores_so_far``: the call's scores from requests that were answered (NaN elsewhere)."""
+
+    scores_so_far: np.ndarray | None = None
 
 
 def token_usage(body: dict[str, Any]) -> dict[str, float]:
