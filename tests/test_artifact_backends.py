@@ -112,3 +112,28 @@ def test_bad_backend_settings_are_one_line(make, params, message):
     with pytest.raises(InputError, match=message) as err:
         make(**params).score(PAIRS[:1])
     assert "\n" not in str(err.value)
+
+
+def test_bench_has_a_row_per_backend(tiny_cross_encoder, export_cache, monkeypatch, tmp_path,
+                                     capsys):
+    import json
+
+    import rerank_eval
+    from rerank_eval.cli import main
+
+    pytest.importorskip("openvino", reason="the artifacts extra (openvino) is not installed")
+    monkeypatch.setenv(CACHE_ENV, str(export_cache))
+    quickstart = Path(rerank_eval.__file__).parent / "datasets" / "data" / "quickstart"
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--beir", str(quickstart), "--depth", "3", "--queries", "2",
+                 "--model", str(tiny_cross_encoder), "--rounds", "1", "--batch-size", "4",
+                 "--max-length", "64", "--dtypes", "float32", "--no-peer", "--backends",
+                 "onnx,openvino-fp32", "--json", str(out), "--quiet"]) == 0
+    assert "backend/onnx" in capsys.readouterr().out
+    methods = json.loads(out.read_text())["methods"]
+    for name in ("backend/onnx", "backend/openvino-fp32"):
+        assert methods[name]["pairs_per_s"] > 0
+        assert methods[name]["fidelity_vs_fp32"]["max_abs_diff"] < 1e-4  # fp32 artifacts
+    assert methods["backend/onnx"]["path"].startswith("onnx/float32 (onnxruntime")
+    assert main(["bench", "--beir", str(quickstart), "--model", str(tiny_cross_encoder),
+                 "--backends", "tensorrt", "--quiet"]) == 2

@@ -11,6 +11,8 @@ method alike), it times:
   own forward path (replayed CUDA graphs on a GPU): the most a scorer can reach on this
   hardware with this dtype;
 - ``engine/<variant>``: the harness's CrossEncoder reranker as a run uses it;
+- ``backend/<name>`` (``--backends``): the same reranker through an exported artifact
+  (``onnx``, ``onnx-int8``, ``openvino`` at the precision OpenVINO picks, ``openvino-fp32``);
 - on a GPU, ``ceiling/<auto>-eager`` and ``engine/<auto>-eager``: the same without CUDA graphs.
 
 Ratios are per round (engine/peer, engine/ceiling of its dtype), reported as medians; fidelity
@@ -47,6 +49,10 @@ from rerank_eval.rerankers.cross_encoder import CrossEncoder
 logger = logging.getLogger(__name__)
 
 SHORT = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "int8": "int8"}
+# --backends names -> the cross-encoder's backend settings
+BACKENDS = {"onnx": {"backend": "onnx"}, "onnx-int8": {"backend": "onnx", "dtype": "int8"},
+            "openvino": {"backend": "openvino"},
+            "openvino-fp32": {"backend": "openvino", "dtype": "float32"}}
 
 
 @dataclass
@@ -190,8 +196,14 @@ def run_bench(
     device: str = "auto",
     max_tokens_per_batch: int | None = None,
     peer: bool = True,
+    backends: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Time every method on ``bp`` in ``rounds`` interleaved rounds; plain data back."""
+    """Time every method on ``bp`` in ``rounds`` interleaved rounds; plain data back.
+    ``backends``: names of :data:`BACKENDS` to time beside the torch engine."""
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        raise InputError(f"bench: --backends: unknown {unknown[0]!r} (one of "
+                         f"{', '.join(BACKENDS)})")
     n = len(bp.pairs)
     base = {"model": model, "batch_size": batch_size, "max_length": max_length,
             "device": device, "compile": False, "max_tokens_per_batch": max_tokens_per_batch}
@@ -220,6 +232,11 @@ def run_bench(
         engines[f"engine/{short}"] = eager
         methods[f"ceiling/{short}"] = Ceiling(eager, bp.pairs)
         methods[f"engine/{short}"] = lambda: eager.scorer.score(bp.pairs)[0]
+    for name in dict.fromkeys(backends):
+        settings = {**base, "device": "cpu", **BACKENDS[name]}
+        art = CrossEncoder(name, settings, base_dir=Path.cwd())
+        engines[f"backend/{name}"] = art
+        methods[f"backend/{name}"] = (lambda e=art: e.scorer.score(bp.pairs)[0])
     compile_s = None
     if compile_:
         comp = CrossEncoder("auto+compile", {**base, "dtype": "auto", "compile": True},
@@ -247,7 +264,9 @@ def run_bench(
     # Warm-up: one small call each (allocator, thread pools, oneDNN primitives); with CUDA
     # graphs, every batch shape twice (a shape is captured on its second occurrence).
     for name in methods:
-        if name.startswith(("engine/", "ceiling/")):
+        if name.startswith("backend/"):
+            engines[name].scorer.score(bp.pairs[:batch_size])
+        elif name.startswith(("engine/", "ceiling/")):
             scorer = engines[name.replace("ceiling/", "engine/")].scorer
             if scorer.graphs is not None:
                 methods[name]()
@@ -295,7 +314,11 @@ def run_bench(
             "kendall_tau_mean": float(np.mean(taus)), "kendall_tau_min": float(np.min(taus)),
             "ndcg10": ndcg, "ndcg10_diff": ndcg - ref_ndcg,
         }
-        if name in engines:
+        if name.startswith("backend/"):
+            r = engines[name].resolved
+            entry["path"] = f"{r['backend']}/{r['dtype']} ({r['runtime']})"
+            entry["compile_error"] = None
+        elif name in engines:
             entry["path"] = engines[name].scorer.path
             entry["compile_error"] = engines[name].scorer.compile_error
         results[name] = entry

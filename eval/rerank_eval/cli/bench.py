@@ -35,6 +35,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     bench.add_argument("--device", default="auto")
     bench.add_argument("--threads", type=int, help="torch intra-op threads")
     bench.add_argument("--no-peer", action="store_true", help="skip sentence-transformers")
+    bench.add_argument("--backends", default="",
+                       help="also time exported artifacts, comma-separated: onnx, onnx-int8, "
+                            "openvino, openvino-fp32 (the artifacts extra)")
     bench.add_argument("--json", help="write the full report here")
     bench.set_defaults(func=_cmd_bench)
 
@@ -56,7 +59,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     report = run_bench(pairs, args.model, batch_size=args.batch_size, max_length=args.max_length,
                        rounds=args.rounds, dtypes=args.dtypes.split(","), compile_=args.compile,
                        device=args.device, max_tokens_per_batch=args.max_tokens_per_batch,
-                       peer=not args.no_peer)
+                       peer=not args.no_peer,
+                       backends=[b.strip() for b in args.backends.split(",") if b.strip()])
     print(format_report(report))
     if args.json:
         path = Path(args.json)
