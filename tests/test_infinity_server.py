@@ -63,7 +63,8 @@ class InfinityServer:
             if self.proc.poll() is not None:
                 pytest.fail(f"infinity_emb exited with {self.proc.returncode}; see {self.log}")
             try:
-                with urllib.request.urlopen(f"{self.base_url}/health", timeout=2):
+                # /health stays at the root under --url-prefix
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2):
                     return
             except OSError:
                 time.sleep(0.5)
