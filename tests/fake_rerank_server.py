@@ -1,10 +1,16 @@
-"""A real HTTP server on 127.0.0.1 that speaks the four providers' rerank schemas.
+"""A real HTTP server on 127.0.0.1 that speaks the four providers' rerank schemas and the
+self-hosted servers' (TEI, Infinity, vLLM /rerank and /score).
 
 Each provider is mounted under its own prefix (``/cohere``, ``/jina``, ``/voyage``,
-``/mixedbread``) so one server serves all of them; the base_url of a reranker is
-``server.base_url(kind)``. The server checks the request as the real API would (bearer key,
-required and unknown fields, the document cap, top_n within range), scores with a deterministic
-word-overlap function, and can be told to misbehave on the next requests (``fail_next``).
+``/mixedbread``, ``/tei``, ``/infinity`` (served under Infinity's ``--url-prefix /v1``),
+``/vllm``, ``/vllm-score``) so one server serves all of them; the base_url of a reranker is
+``server.base_url(kind)``. Self-hosted mounts take requests without a key (a server started
+without ``--api-key``) but refuse a wrong one. Like the real servers, TEI, Infinity and vLLM
+return sigmoid probabilities unless TEI/Infinity are sent ``raw_scores: true`` (vLLM always
+applies it to a one-label classifier). The server checks the request as the real API would
+(bearer key, required and unknown fields, the document cap, top_n within range), scores with a
+deterministic word-overlap function, and can be told to misbehave on the next requests
+(``fail_next``) or to drop every request for a while (``outage``).
 """
 
 from __future__ import annotations
@@ -42,7 +48,23 @@ SCHEMAS: dict[str, tuple[str, str, str, set[str], set[str]]] = {
                {"top_k", "truncation", "return_documents"}),
     "mixedbread": ("/v1/reranking", "input", "top_k", {"model", "query", "input"},
                    {"top_k", "return_input", "rank_fields"}),
+    # TEI: POST /rerank {query, texts, raw_scores, return_text, truncate, truncation_direction}
+    "tei": ("/rerank", "texts", "", {"query", "texts"},
+            {"raw_scores", "return_text", "truncate", "truncation_direction"}),
+    # Infinity 0.0.78 RerankInput; served here under --url-prefix /v1
+    "infinity": ("/v1/rerank", "documents", "top_n", {"query", "documents"},
+                 {"model", "return_documents", "raw_scores", "top_n"}),
+    "vllm": ("/rerank", "documents", "top_n", {"query", "documents"},
+             {"model", "top_n", "truncate_prompt_tokens"}),
+    "vllm-score": ("/score", "text_2", "", {"text_1", "text_2"},
+                   {"model", "truncate_prompt_tokens"}),
 }
+SELF_HOSTED = {"tei", "infinity", "vllm", "vllm-score"}
+SELF_HOSTED_BASE = {"infinity": "/v1"}  # the URL prefix a base_url must include
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
 
 FAULTS = {"429", "500", "503", "timeout", "truncated", "bad_json", "bad_index", "duplicate",
           "missing", "nan", "400", "echo_auth", "echo_key_401", "drip"}
@@ -65,6 +87,8 @@ class FakeRerankServer:
         self.drip_s = 0.25
         self.in_flight = 0
         self.max_in_flight = 0
+        self.down_until = 0.0  # monotonic time until which every request is dropped unanswered
+        self.outage_plan: tuple[int, float] | None = None  # (after n requests, for seconds)
         self.lock = threading.Lock()
         server = self
 
@@ -89,12 +113,24 @@ class FakeRerankServer:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def base_url(self, provider: str) -> str:
-        return f"{self.url}/{provider}"
+        return f"{self.url}/{provider}{SELF_HOSTED_BASE.get(provider, '')}"
 
     def fail_next(self, *faults: str) -> None:
         assert set(faults) <= FAULTS, faults
         with self.lock:
             self.faults.extend(faults)
+
+    def outage(self, seconds: float) -> None:
+        """From now on for ``seconds``, hang up on every request without an answer (a server
+        restarting: the client sees the connection dropped)."""
+        with self.lock:
+            self.down_until = time.monotonic() + seconds
+
+    def outage_after(self, requests: int, seconds: float) -> None:
+        """Go down (as :meth:`outage`) for ``seconds`` once ``requests`` requests were answered:
+        a restart in the middle of a run."""
+        with self.lock:
+            self.outage_plan = (requests, seconds)
 
     def close(self) -> None:
         self.httpd.shutdown()
@@ -118,6 +154,13 @@ class FakeRerankServer:
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("Content-Length", 0))
         raw = h.rfile.read(length)
+        with self.lock:
+            if self.outage_plan is not None and len(self.requests) >= self.outage_plan[0]:
+                self.down_until = time.monotonic() + self.outage_plan[1]
+                self.outage_plan = None
+        if time.monotonic() < self.down_until:
+            h.close_connection = True  # no status line: the client sees a dropped connection
+            return
         parts = h.path.strip("/").split("/", 1)
         provider, path = parts[0], "/" + (parts[1] if len(parts) > 1 else "")
         try:
@@ -146,7 +189,8 @@ class FakeRerankServer:
         if provider not in SCHEMAS or path != SCHEMAS[provider][0]:
             return self._send(h, 404, {"message": f"no route {h.path}"})
         expected_path, docs_field, top_field, required, optional = SCHEMAS[provider]
-        if h.headers.get("Authorization") != f"Bearer {self.api_key}":
+        auth = h.headers.get("Authorization")
+        if (auth is not None or provider not in SELF_HOSTED) and auth != f"Bearer {self.api_key}":
             return self._send(h, 401, {"message": "invalid api token"})
         if fault == "echo_key_401":  # a 401 quoting the key, after echo_pad characters
             key = h.headers["Authorization"].removeprefix("Bearer ")
@@ -169,19 +213,23 @@ class FakeRerankServer:
         unknown = sorted(set(body) - required - optional)
         if missing or unknown:
             return self._send(h, 422, {"message": f"missing {missing}, unknown {unknown}"})
-        query, docs = body["query"], body[docs_field]
+        query = body["text_1" if provider == "vllm-score" else "query"]
+        docs = body[docs_field]
         if not isinstance(docs, list) or not all(isinstance(d, str) for d in docs) or not docs:
             return self._send(h, 422, {"message": f"{docs_field} must be a list of strings"})
         if len(docs) > self.doc_cap:
             return self._send(h, 400, {"message": f"too many documents: {len(docs)} > "
                                                   f"{self.doc_cap}"})
-        top = body.get(top_field, len(docs))
+        top = body.get(top_field, len(docs)) if top_field else len(docs)
         if not isinstance(top, int) or not 1 <= top <= len(docs):
             return self._send(h, 422, {"message": f"{top_field} out of range"})
         ranked = sorted(range(len(docs)), key=lambda i: -overlap_score(query, docs[i]))[:top]
-        score_key = "score" if provider == "mixedbread" else "relevance_score"
-        items: list[dict[str, Any]] = [{"index": i, score_key: overlap_score(query, docs[i])}
-                                       for i in ranked]
+        score_key = ("score" if provider in {"mixedbread", "tei", "vllm-score"}
+                     else "relevance_score")
+        squash = provider in SELF_HOSTED and not body.get("raw_scores", False)
+        items: list[dict[str, Any]] = [
+            {"index": i, score_key: (sigmoid if squash else float)(overlap_score(query, docs[i]))}
+            for i in ranked]
         if fault == "bad_index":
             items[-1]["index"] = len(docs) + 5
         elif fault == "duplicate" and len(items) > 1:
@@ -191,7 +239,27 @@ class FakeRerankServer:
         elif fault == "nan":
             items[0][score_key] = math.nan
         tokens = n_tokens(query) * len(docs) + sum(n_tokens(d) for d in docs)
-        if provider == "cohere":
+        chars = len(query) * len(docs) + sum(len(d) for d in docs)
+        out: Any
+        if provider == "tei":
+            out = items  # a bare list
+        elif provider == "infinity":  # usage counts characters, whatever its name says
+            out = {"object": "rerank", "results": [{**i, "document": None} for i in items],
+                   "model": body.get("model", "default/not-specified"),
+                   "usage": {"prompt_tokens": chars, "total_tokens": chars},
+                   "id": "infinity-fake", "created": 0}
+        elif provider == "vllm":
+            out = {"id": "rerank-fake", "model": body.get("model", "served"),
+                   "usage": {"total_tokens": tokens},
+                   "results": [{**i, "document": {"text": docs[i["index"]]}} for i in items]}
+        elif provider == "vllm-score":
+            out = {"id": "score-fake", "object": "list", "created": 0,
+                   "model": body.get("model", "served"),
+                   "data": [{**i, "object": "score"} for i in sorted(items,
+                                                                   key=lambda i: i["index"])],
+                   "usage": {"prompt_tokens": tokens, "total_tokens": tokens,
+                             "completion_tokens": 0}}
+        elif provider == "cohere":
             out = {"id": "fake", "results": items,
                    "meta": {"api_version": {"version": "2"},
                             "billed_units": {"search_units": math.ceil(len(docs) / 100)}}}

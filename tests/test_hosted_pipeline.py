@@ -123,7 +123,8 @@ def test_a_failing_api_loses_nothing_finished_and_fails_in_one_line(tmp_path, se
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert err.startswith("rerank-eval: error: Cohere reranker 'cohere-api', request #")
-    assert "gave up after 2 attempts; last: HTTP 500" in err
+    assert "gave up after 2 attempts over" in err and "last: HTTP 500" in err
+    assert "raise max_retries, now 1" in err
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [r["name"] for r in results["rerankers"]] == ["jina-api"]  # finished work kept
     assert set(results["rerankers"][0]["metrics"]) == {"10", "20"}

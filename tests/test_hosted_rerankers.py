@@ -135,7 +135,9 @@ def test_retries_are_bounded_and_the_error_says_why(server):
     server.fail_next(*["truncated"] * 3)
     rr = make(server, "voyage", concurrency=1, max_retries=2)
     with pytest.raises(HostedAPIError, match=r"Voyage reranker 'voyage-test', request #1 .*"
-                                             r"gave up after 3 attempts; last: truncated body"):
+                                             r"gave up after 3 attempts over [0-9.]+ s; "
+                                             r"last: truncated body.*"
+                                             r"raise max_retries, now 2"):
         rr.score(PAIRS)
     assert sends_of_first_chunk(server, "voyage") == 3
 

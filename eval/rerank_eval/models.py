@@ -264,6 +264,16 @@ def summarize_load_report(message: str) -> tuple[int, str]:
     return level, f"{head.split(' LOAD REPORT')[0]}: " + "; ".join(parts)
 
 
+CACHE_ENV = "RERANK_EVAL_CACHE_DIR"
+
+
+def cache_root() -> Path:
+    """``$RERANK_EVAL_CACHE_DIR``, else ``~/.cache/rerank-eval``: the folder of on-disk caches
+    keyed by a model's content hash (embeddings, exported artifacts)."""
+    root = os.environ.get(CACHE_ENV)
+    return Path(os.path.expanduser(root)) if root else Path.home() / ".cache" / "rerank-eval"
+
+
 def model_identity(model: str) -> dict[str, str]:
     """What identifies a model's weights in the score cache: a content hash of a local folder
     (or of the hub cache's snapshot), else the hub id. Where the weights live does not count."""
@@ -293,6 +303,16 @@ def hash_model_files(folder: str | Path) -> str:
         digest.update(str(path.relative_to(folder)).encode("utf-8") + b"\0")
         digest.update(_file_sha(path).encode("ascii"))
     return digest.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """Content hash of one artifact file (an OpenVINO ``.xml`` with the ``.bin`` beside it)."""
+    path = Path(path)
+    parts = [path] + ([path.with_suffix(".bin")] if path.suffix == ".xml"
+                      and path.with_suffix(".bin").is_file() else [])
+    if len(parts) == 1:
+        return _file_sha(path)
+    return hashlib.sha256("".join(_file_sha(p) for p in parts).encode("ascii")).hexdigest()
 
 
 def _file_sha(path: Path) -> str:

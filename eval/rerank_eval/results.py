@@ -307,6 +307,8 @@ class Throughput(_Model):
     device: str | None = None
     threads: int | None = None
     pairs_from_cache: Annotated[int | None, OMIT_NONE] = None
+    # Wall seconds of the pass spent waiting out failures (retries); the rates exclude them.
+    retry_wait_s: Annotated[float | None, OMIT_NONE] = None
     note: Annotated[str | None, OMIT_NONE] = None
 
 
@@ -421,6 +423,8 @@ class RerankerEntry(_Model):
     name: str
     kind: str | None = None
     model: str | None = None
+    # What was applied to the model's logit to give the scores (identity, sigmoid, unknown).
+    score_transform: Annotated[str | None, OMIT_NONE] = None
     metrics: dict[DepthKey, dict[str, float]] = {}  # depth -> metric -> mean
     pairs_scored: int = 0  # model calls (cache hits and latency probes excluded)
     pairs_from_cache: int = 0

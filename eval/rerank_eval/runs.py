@@ -193,3 +193,34 @@ def rerank_at_depth(
         ranking[q] = order_by_score(head_scores) + list(docs[depth:])
         scores[q] = head_scores
     return Run(name=name, ranking=ranking, scores=scores)
+
+
+MODEL_SCORES_HEADER = "query_id\tdoc_id\tscore"
+
+
+def read_model_scores(path: str | Path) -> dict[str, dict[str, float]]:
+    """The raw model scores a run saved (``<reranker>.scores.tsv``: a header, then
+    ``query_id<TAB>doc_id<TAB>score``): query id -> doc id -> score. Errors name the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("model scores file not found", path=path)
+    scores: dict[str, dict[str, float]] = {}
+    for line_no, line in _lines(path):
+        if line_no == 1:
+            if line != MODEL_SCORES_HEADER:
+                raise InputError("expected the header 'query_id<TAB>doc_id<TAB>score'",
+                                 path=path, line=1)
+            continue
+        parts = line.split("\t")
+        if len(parts) != 3 or not NUMBER.fullmatch(parts[2]):
+            raise InputError("expected 'query_id<TAB>doc_id<TAB>score' with a numeric score",
+                             path=path, line=line_no)
+        qid, doc_id, value = parts[0], parts[1], float(parts[2])
+        if not math.isfinite(value):
+            raise InputError(f"score is {value} for doc {doc_id!r}", path=path, line=line_no)
+        per_query = scores.setdefault(qid, {})
+        if doc_id in per_query:
+            raise InputError(f"doc {doc_id!r} appears twice for query {qid!r}", path=path,
+                             line=line_no)
+        per_query[doc_id] = value
+    return scores

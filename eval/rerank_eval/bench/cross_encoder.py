@@ -12,6 +12,8 @@ method alike), it times:
   own forward path (replayed CUDA graphs on a GPU): the most a scorer can reach on this
   hardware with this dtype;
 - ``engine/<variant>``: the harness's CrossEncoder reranker as a run uses it;
+- ``backend/<name>`` (``--backends``): the same reranker through an exported artifact
+  (``onnx``, ``onnx-int8``, ``openvino`` at the precision OpenVINO picks, ``openvino-fp32``);
 - on a GPU, ``ceiling/<auto>-eager`` and ``engine/<auto>-eager``: the same without CUDA graphs.
 
 Ratios are per round (engine/peer, engine/ceiling of its dtype), reported as medians; fidelity
@@ -43,11 +45,17 @@ from rerank_eval.bench.pairs import (
     provenance,
     sync,
 )
+from rerank_eval.errors import InputError
 from rerank_eval.models import load_pretrained, quiet_transformers, resolve_dtype
 from rerank_eval.reports.terminal import text_table
 from rerank_eval.rerankers.cross_encoder import CrossEncoder
 
 logger = logging.getLogger(__name__)
+
+# --backends names -> the cross-encoder's backend settings
+BACKENDS = {"onnx": {"backend": "onnx"}, "onnx-int8": {"backend": "onnx", "dtype": "int8"},
+            "openvino": {"backend": "openvino"},
+            "openvino-fp32": {"backend": "openvino", "dtype": "float32"}}
 
 class Ceiling:
     """Bare forward passes over batches built and moved to the device before timing starts:
@@ -105,9 +113,15 @@ def run_bench(
     max_tokens_per_batch: int | None = None,
     peer: bool = True,
     argv: Sequence[str] | None = None,
+    backends: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Time every method on ``bp`` in ``rounds`` interleaved rounds; plain data back, with
-    the hardware and the :func:`provenance` (``argv``: the command line that ran it)."""
+    the hardware and the :func:`provenance` (``argv``: the command line that ran it).
+    ``backends``: names of :data:`BACKENDS` to time beside the torch engine."""
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        raise InputError(f"bench: --backends: unknown {unknown[0]!r} (one of "
+                         f"{', '.join(BACKENDS)})")
     n = len(bp.pairs)
     base = {"model": model, "batch_size": batch_size, "max_length": max_length,
             "device": device, "compile": False, "max_tokens_per_batch": max_tokens_per_batch}
@@ -116,6 +130,7 @@ def run_bench(
     auto_dtype = resolve_dtype("auto", dev)
     auto_name = f"engine/{SHORT[dtype_name(auto_dtype)]}"
     engines, methods = _engine_methods(bp, ref, base, dtypes, auto_dtype)
+    _add_backends(bp, base, backends, engines, methods)
     compile_s = _add_compiled(bp, base, batch_size, engines, methods) if compile_ else None
     with tempfile.TemporaryDirectory(prefix="rerank-eval-bench-") as tmp:
         st = None
@@ -172,6 +187,17 @@ def _engine_methods(bp: BenchPairs, ref: CrossEncoder, base: dict[str, Any],
     return engines, methods
 
 
+def _add_backends(bp: BenchPairs, base: dict[str, Any], backends: Sequence[str],
+                  engines: dict[str, CrossEncoder],
+                  methods: dict[str, Callable[[], np.ndarray]]) -> None:
+    """The same reranker through each exported artifact asked for (``backend/<name>``)."""
+    for name in dict.fromkeys(backends):
+        art = CrossEncoder(name, {**base, "device": "cpu", **BACKENDS[name]},
+                           base_dir=Path.cwd())
+        engines[f"backend/{name}"] = art
+        methods[f"backend/{name}"] = _engine_scores(art, bp.pairs)
+
+
 def _engine_scores(eng: CrossEncoder, pairs: list[tuple[str, str]]
                    ) -> Callable[[], np.ndarray]:
     """The engine's scores of ``pairs``, as a run computes them."""
@@ -214,7 +240,9 @@ def _warm_up(methods: dict[str, Callable[[], np.ndarray]], engines: dict[str, Cr
     """One small call each (allocator, thread pools, oneDNN primitives); with CUDA graphs,
     every batch shape twice (a shape is captured on its second occurrence)."""
     for name in methods:
-        if name.startswith(("engine/", "ceiling/")):
+        if name.startswith("backend/"):
+            engines[name].scorer.score(pairs[:batch_size])
+        elif name.startswith(("engine/", "ceiling/")):
             scorer = engines[name.replace("ceiling/", "engine/")].scorer
             if scorer.graphs is not None:
                 methods[name]()
@@ -276,7 +304,11 @@ def _method_results(bp: BenchPairs, times: dict[str, list[float]],
             "kendall_tau_mean": float(np.mean(taus)), "kendall_tau_min": float(np.min(taus)),
             "ndcg10": ndcg, "ndcg10_diff": ndcg - ref_ndcg,
         }
-        if name in engines:
+        if name.startswith("backend/"):
+            r = engines[name].resolved
+            entry["path"] = f"{r['backend']}/{r['dtype']} ({r['runtime']})"
+            entry["compile_error"] = None
+        elif name in engines:
             entry["path"] = engines[name].scorer.path
             entry["compile_error"] = engines[name].scorer.compile_error
         results[name] = entry

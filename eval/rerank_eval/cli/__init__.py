@@ -1,8 +1,8 @@
 """Command line: a thin shell over the Python API. Bad input prints one line, exit code 2.
 
-One module per subcommand (``run``, ``bench``, ``compare`` with ``gate``, ``report``,
-``cache``), each with ``register(subparsers, common)`` and a command that imports its heavy
-dependencies (torch, ranx, scipy, transformers) only when it runs, so ``rerank-eval --help``
+One module per subcommand (``run``, ``bench``, ``compare`` with ``gate``, ``agree``,
+``report``, ``cache``), each with ``register(subparsers, common)`` and a command that imports its
+heavy dependencies (torch, ranx, scipy, transformers) only when it runs, so ``rerank-eval --help``
 answers at once. A new subcommand is one module here plus one entry in ``SUBCOMMANDS``.
 
 Logs: the library logs to ``logging.getLogger("rerank_eval")``; ``main`` sends those records to
@@ -21,11 +21,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from rerank_eval.cli import bench, cache, compare, report, run, schema
+from rerank_eval.cli import agree, bench, cache, compare, report, run, schema
 from rerank_eval.errors import InputError
 from rerank_eval.progress import LineFormatter, LogHandler, set_progress_bars
 
-SUBCOMMANDS = (run, bench, compare, report, cache, schema)  # in --help order
+SUBCOMMANDS = (run, bench, compare, agree, report, cache, schema)  # in --help order
 
 
 def _verbosity_options(parser: argparse.ArgumentParser, default: object) -> None:

@@ -44,6 +44,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     bench.add_argument("--threads", type=int, help="torch intra-op threads")
     bench.add_argument("--no-peer", action="store_true",
                        help="skip the peer (sentence-transformers, or the card's loop)")
+    bench.add_argument("--backends", default="",
+                       help="cross-encoders: also time exported artifacts, comma-separated: onnx, "
+                            "onnx-int8, openvino, openvino-fp32 (the artifacts extra)")
     bench.add_argument("--json", help="write the full report here")
     bench.set_defaults(func=_cmd_bench)
 
@@ -77,7 +80,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print(format_lm_report(report))
     else:
         report = run_bench(pairs, args.model or "packaged:all-minilm-l6-v2",
-                           dtypes=args.dtypes.split(","), compile_=args.compile, **common)
+                           dtypes=args.dtypes.split(","), compile_=args.compile,
+                           backends=[b.strip() for b in args.backends.split(",") if b.strip()],
+                           **common)
         print(format_report(report))
     if args.json:
         path = atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")

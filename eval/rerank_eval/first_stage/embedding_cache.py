@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -24,20 +23,18 @@ from typing import Any
 import numpy as np
 
 from rerank_eval.files import atomic_write_text
-from rerank_eval.models import model_identity
+from rerank_eval.models import CACHE_ENV as CACHE_ENV  # re-exported: the env var it reads
+from rerank_eval.models import cache_root, model_identity
 
 logger = logging.getLogger(__name__)
 
-CACHE_ENV = "RERANK_EVAL_CACHE_DIR"
 MANIFEST = "manifest.json"
 EMBEDDINGS = "embeddings.npy"
 PROGRESS = "progress.json"
 
 def default_cache_dir() -> Path:
     """``$RERANK_EVAL_CACHE_DIR/embeddings``, else ``~/.cache/rerank-eval/embeddings``."""
-    root = os.environ.get(CACHE_ENV)
-    base = Path(os.path.expanduser(root)) if root else Path.home() / ".cache" / "rerank-eval"
-    return base / "embeddings"
+    return cache_root() / "embeddings"
 
 
 def model_fingerprint(model_path: str) -> str:

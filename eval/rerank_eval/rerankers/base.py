@@ -29,6 +29,8 @@ class ScoringStats:
     pairs_scored: int = 0
     pairs_truncated: int = 0
     pairs_from_cache: int = 0
+    # Wall seconds spent waiting out failures (retries, backoff), excluded from throughput.
+    retry_wait_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -42,6 +44,10 @@ class Reranker:
     latency_probes: ClassVar[bool] = True
     # Params that change a score (the rest, like batch_size or device, do not). None: all.
     score_params: ClassVar[tuple[str, ...] | None] = None
+    # What was applied to the model's raw output (its logit) to give the scores: "identity"
+    # or "sigmoid". Agreement between backends compares scores after mapping both to one
+    # scale (``analysis.agreement``).
+    score_transform: ClassVar[str] = "identity"
 
     def __init__(self, name: str, params: RerankerParams | Mapping[str, Any] | None = None, *,
                  base_dir: Path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,6 +18,7 @@ from rerank_eval.models import (
     DType,
     check_model_available,
     cpu_has_native_bf16,
+    file_sha256,
     load_pretrained,
     model_identity,
     resolve_device,
@@ -88,6 +90,13 @@ class CrossEncoderParams(RerankerParams):
     label_index: NonNegativeInt | None = None
     """Which output label means relevant (default: the only one, or 1 of 2)."""
     score: Literal["logit", "log_softmax"] = "logit"
+    backend: Literal["torch", "onnx", "openvino"] = "torch"
+    """What runs the model (CPU for onnx/openvino): torch, ONNX Runtime (all graph
+    optimizations; dtype int8: dynamic int8 quantization of the export) or OpenVINO (dtype auto:
+    the precision OpenVINO picks for this CPU, bf16 where native; float32: fp32)."""
+    file: NonEmptyStr | None = None
+    """onnx/openvino: a given artifact (.onnx, or an OpenVINO .xml), relative to the model
+    folder or the config; none: the checkpoint is exported once and cached by content hash."""
 
 
 class CrossEncoder(Reranker):
@@ -124,6 +133,8 @@ class CrossEncoder(Reranker):
     def _load(self) -> PairScorer:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        if self.params.backend != "torch":
+            return self._load_artifact()
         device = resolve_device(self.params.device)
         quantize = self.params.dtype == "int8"
         if quantize and device.type != "cpu":
@@ -175,6 +186,67 @@ class CrossEncoder(Reranker):
                           compiled=self.params.compile is True, quantized=quantize,
                           cuda_graphs=None if graphs == "auto" else bool(graphs))
 
+    def artifact_path(self) -> Path | None:
+        """The given ``file`` resolved (model folder first, then the config's folder)."""
+        given = self.params.file
+        if given is None:
+            return None
+        for base in (Path(self.model_path), self.base_dir):
+            path = Path(os.path.expanduser(given))
+            path = path if path.is_absolute() else base / path
+            if path.is_file():
+                return path
+        raise InputError(f"rerankers[{self.name}].file: {given!r} not found in the model folder "
+                         "or beside the config")
+
+    def _load_artifact(self) -> PairScorer:
+        """The engine over an ONNX Runtime session or an OpenVINO model (CPU only)."""
+        from transformers import AutoConfig, AutoTokenizer
+
+        from rerank_eval.engine.artifacts import exported_onnx, onnx_model, openvino_model
+
+        p, where = self.params, f"rerankers[{self.name}]"
+        device = resolve_device(p.device)
+        if device.type != "cpu":
+            raise InputError(f"{where}.device: backend {p.backend} runs on the CPU here")
+        if p.compile is True or p.cuda_graphs is True:
+            raise InputError(f"{where}: compile and cuda_graphs apply to backend torch only")
+        dtype = DTYPE_ALIASES.get(p.dtype, p.dtype)
+        allowed = {"onnx": ("auto", "float32", "int8"), "openvino": ("auto", "float32",
+                                                                     "bfloat16")}[p.backend]
+        if dtype not in allowed:
+            raise InputError(f"{where}.dtype: backend {p.backend} takes {', '.join(allowed)}, "
+                             f"got {p.dtype}")
+        if p.file is not None and dtype == "int8":
+            raise InputError(f"{where}.dtype: int8 quantizes the export; a given file runs as it "
+                             "is (leave dtype at auto)")
+        artifact = self.artifact_path() or exported_onnx(self.model_path, where,
+                                                         int8=dtype == "int8")
+        tokenizer = load_pretrained(AutoTokenizer.from_pretrained, self.model_path, self.field)
+        if not getattr(tokenizer, "is_fast", False):
+            raise InputError(f"{self.field}: a fast (Rust) tokenizer is required")
+        config = load_pretrained(AutoConfig.from_pretrained, self.model_path, self.field)
+        threads = torch.get_num_threads()
+        if p.backend == "onnx":
+            model, info = onnx_model(artifact, threads, where)
+        else:
+            precision = {"auto": None, "float32": "f32", "bfloat16": "bf16"}[dtype]
+            model, info = openvino_model(artifact, precision, threads, where)
+        self.head_untrained = False  # an artifact carries whatever head it was exported with
+        max_length = min(int(p.max_length), int(getattr(tokenizer, "model_max_length", 0)
+                                                or p.max_length),
+                         int(getattr(config, "max_position_embeddings", p.max_length)))
+        num_labels = int(getattr(config, "num_labels", 1))
+        self.resolved = {"device": "cpu", "dtype": info.get("inference_precision", (
+                             "int8-dynamic" if dtype == "int8" else "float32")),
+                         "head_untrained": False, "max_length": max_length,
+                         "num_labels": num_labels, "backend": p.backend, **info}
+        tokens = p.max_tokens_per_batch
+        return PairScorer(tokenizer, model, head=self._head(num_labels), max_length=max_length,
+                          batch_size=int(p.batch_size), device=device, dtype=torch.float32,
+                          max_tokens_per_batch=int(tokens) if tokens else None,
+                          compiled=False, cuda_graphs=False)
+
     def expect_pairs(self, n: int) -> None:
         """Hint: the run will score about ``n`` pairs (lets ``compile: auto`` decide up front)."""
         self.expected_pairs = int(n)
@@ -182,7 +254,8 @@ class CrossEncoder(Reranker):
     def _maybe_compile(self, scorer: PairScorer, upcoming: int) -> None:
         """``compile: auto``: compile once the run is known (hint) or seen (pairs scored so far
         plus this call) to reach ``compile_min_pairs``; small runs never pay the compile."""
-        if (self.params.compile != "auto" or scorer.compiled or scorer.compile_error
+        if (self.params.backend != "torch" or self.params.compile != "auto" or scorer.compiled
+                or scorer.compile_error
                 or scorer.graphs is not None):  # on a GPU, CUDA graphs already cut the launches
             return
         total = self.expected_pairs or (self.stats.pairs_scored + upcoming)
@@ -233,11 +306,17 @@ class CrossEncoder(Reranker):
         scores are computed in, ``auto`` recorded as what it resolves to here (bf16 and fp32
         differ). Batch size, device, compile and token caps change scores by float noise only."""
         dtype = DTYPE_ALIASES.get(self.params.dtype, self.params.dtype)
-        if dtype == "auto":
+        backend = self.params.backend
+        if dtype == "auto" and backend == "torch":
             device = resolve_device(self.params.device)
             dtype = str(resolve_dtype("auto", device)).replace("torch.", "")
-        return {**super().fingerprint(), "model": model_identity(self.model_path),
-                "dtype": dtype}
+        out = {**super().fingerprint(), "model": model_identity(self.model_path),
+               "dtype": dtype}
+        if backend != "torch":  # torch keeps the keys it always had (caches stay valid)
+            artifact = self.artifact_path()
+            out.update(backend=backend, file=None if artifact is None
+                       else file_sha256(artifact))
+        return out
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         self._maybe_compile(self.scorer, len(pairs))

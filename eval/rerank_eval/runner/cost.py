@@ -34,15 +34,17 @@ def benchmark_reranker(
     model_scores: Mapping[str, Mapping[str, float]],
     evaluations: Mapping[int | None, Evaluation],
     scoring_s: float,
+    retry_wait_s: float = 0.0,
     description: dict[str, Any],
     measure_latency: LatencyFn,
     per_depth: Mapping[int, Mapping[str, Mapping[str, float]]] | None = None,
 ) -> dict[str, Any]:
     """Everything results.json records about a reranker's cost and its recommended depth.
     ``measure_latency`` (the executor's) times the latency plan where scoring runs;
-    ``per_depth``: each depth's own scores (listwise), else ``model_scores`` serve all."""
+    ``per_depth``: each depth's own scores (listwise), else ``model_scores`` serve all;
+    ``retry_wait_s`` (time spent waiting out failures) is left out of the throughput."""
     info: dict[str, Any] = {
-        "throughput": _throughput(reranker, shortlist, scoring_s, description)}
+        "throughput": _throughput(reranker, shortlist, scoring_s, description, retry_wait_s)}
     latency, where = _latency(reranker, dataset, shortlist, config, measure_latency)
     info.update(where)
     info["latency_ms"] = latency
@@ -66,7 +68,7 @@ def benchmark_reranker(
 
 
 def _throughput(reranker: Reranker, shortlist: Run, scoring_s: float,
-                description: dict[str, Any]) -> dict[str, Any]:
+                description: dict[str, Any], retry_wait_s: float = 0.0) -> dict[str, Any]:
     """The bulk pass's throughput with the settings that produced it (no rate when some pairs
     came from the score cache)."""
     import torch
@@ -77,7 +79,7 @@ def _throughput(reranker: Reranker, shortlist: Run, scoring_s: float,
                 "dtype": description.get("dtype", getattr(params, "dtype", "model default")),
                 "device": description.get("device", getattr(params, "device", None))}
     bulk = throughput(reranker.stats.pairs_scored, queries, scoring_s, settings,
-                      torch.get_num_threads())
+                      torch.get_num_threads(), retry_wait_s=retry_wait_s)
     cached = getattr(reranker.stats, "pairs_from_cache", 0)
     if cached:
         # Cache hits cost no model time: a rate over a partly cached pass means nothing.

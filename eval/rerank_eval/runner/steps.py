@@ -23,7 +23,7 @@ from rerank_eval.rerankers.sanity import run_sanity_probes
 from rerank_eval.results import ExecutorRun, FirstStage, LatencyStats, RerankerEntry, Sanity
 from rerank_eval.runner.cost import benchmark_reranker
 from rerank_eval.runner.results import StageResult
-from rerank_eval.runs import Run, write_trec_run
+from rerank_eval.runs import MODEL_SCORES_HEADER, Run, write_trec_run
 from rerank_eval.scoring.cache import ScoreCache
 from rerank_eval.scoring.executors import Executor
 from rerank_eval.scoring.latency import measure_first_stage_latency
@@ -125,6 +125,7 @@ def score_reranker(prepared: PreparedDataset, rr_cfg: RerankerConfig, reranker: 
     scores, and measure its cost (``sanity``: its probes, when they ran)."""
     config, dataset, fs_run = prepared.config, prepared.dataset, prepared.run
     description = reranker.describe()  # loads the model before the clock starts
+    waited_before = reranker.stats.retry_wait_s
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}
     if isinstance(reranker, ListwiseReranker):
@@ -142,6 +143,7 @@ def score_reranker(prepared: PreparedDataset, rr_cfg: RerankerConfig, reranker: 
         per_depth = {d: model_scores for d in config.resolved_depths}
         executor_info = executor.run_info
     elapsed = time.perf_counter() - t0
+    retry_wait_s = reranker.stats.retry_wait_s - waited_before
     audit = audit_reranker(rr_cfg.name, fs_run.ranking, model_scores, dataset.qrels,
                            config.resolved_depths, k=config.audit.k,
                            relevance_threshold=config.relevance_threshold,
@@ -156,8 +158,8 @@ def score_reranker(prepared: PreparedDataset, rr_cfg: RerankerConfig, reranker: 
     cost = benchmark_reranker(
         reranker, dataset, config, first_stage=fs_run, shortlist=prepared.shortlist,
         model_scores=model_scores, evaluations=evaluations, scoring_s=elapsed,
-        description=description, measure_latency=executor.measure_latency,
-        per_depth=per_depth)
+        retry_wait_s=retry_wait_s, description=description,
+        measure_latency=executor.measure_latency, per_depth=per_depth)
     if isinstance(reranker, ListwiseReranker):
         cost["score_distribution"] = None  # its scores are ranks: nothing to show
         cost["latency_setup"]["skipped"] = ("listwise: no probes (each is a generation); "
@@ -170,6 +172,7 @@ def score_reranker(prepared: PreparedDataset, rr_cfg: RerankerConfig, reranker: 
                     "queries cut before scoring (longer than the query's share of the window)")
     entry = RerankerEntry(
         name=rr_cfg.name, kind=rr_cfg.kind, model=reranker.model_id,
+        score_transform=reranker.score_transform,
         pairs_scored=stats.pairs_scored, pairs_from_cache=stats.pairs_from_cache,
         pairs_truncated=stats.pairs_truncated, queries_truncated=queries_cut, sanity=sanity,
         description=description,
@@ -197,7 +200,7 @@ def log_hardware() -> dict[str, Any]:
 def _write_model_scores(scores: dict[str, dict[str, float]], path: Path) -> None:
     """Raw model scores (query id, doc id, score), the input to every depth's ranking."""
     with atomic_open(path) as f:
-        f.write("query_id\tdoc_id\tscore\n")
+        f.write(MODEL_SCORES_HEADER + "\n")
         for q in sorted(scores):
             for d, s in scores[q].items():
                 f.write(f"{q}\t{d}\t{s!r}\n")

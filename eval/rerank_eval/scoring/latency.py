@@ -47,7 +47,9 @@ LATENCY_RULE = ("wall clock per query (one reranker.score call with the query's 
 FIRST_STAGE_RULE = ("wall clock per query, one query at a time against the prebuilt index "
                     "(query tokenization included, index build excluded)")
 THROUGHPUT_RULE = ("bulk scoring pass: pairs (and queries) scored by the model divided by its "
-                   "wall time; tokenization included, model load excluded")
+                   "wall time; tokenization included, model load excluded; time spent waiting "
+                   "out failures (retries of a hosted or self-hosted server) excluded and "
+                   "reported as retry_wait_s")
 
 
 def _sync() -> None:
@@ -175,14 +177,18 @@ def measure_first_stage_latency(
 
 
 def throughput(pairs: int, queries: int, seconds: float, description: dict[str, Any],
-               threads: int) -> dict[str, Any]:
-    """Bulk-pass throughput with the settings that produced it."""
+               threads: int, *, retry_wait_s: float = 0.0) -> dict[str, Any]:
+    """Bulk-pass throughput with the settings that produced it. ``retry_wait_s``, the wall
+    time spent waiting out failures (a server restarting, 429s), is not working time: the
+    rates are over ``seconds - retry_wait_s`` and the wait is reported beside them."""
+    working = seconds - min(max(retry_wait_s, 0.0), seconds)
     return {
-        "pairs_per_s": pairs / seconds if seconds > 0 else None,
-        "queries_per_s": queries / seconds if seconds > 0 else None,
+        "pairs_per_s": pairs / working if working > 0 else None,
+        "queries_per_s": queries / working if working > 0 else None,
         "pairs": pairs,
         "queries": queries,
         "seconds": seconds,
+        **({"retry_wait_s": retry_wait_s} if retry_wait_s > 0 else {}),
         "batch_size": description.get("batch_size"),
         "dtype": description.get("dtype"),
         "device": description.get("device"),

@@ -63,6 +63,9 @@ from rerank_eval.rerankers.hosted.transport import (
 logger = logging.getLogger(__name__)
 
 PRICE_UNITS = {"search_units": "per_1k_search_units", "tokens": "per_1m_tokens"}
+# billing -> the usage key summed from responses (None: the server reports no usage)
+USAGE_KEYS: dict[str, str | None] = {"search_units": "search_units", "tokens": "total_tokens",
+                                     "characters": "characters", "none": None}
 CHARS_PER_TOKEN = 4  # estimate for the client-side tokens/min limit (providers bill real counts)
 
 
@@ -72,21 +75,26 @@ class HostedParams(RerankerParams):
 
     provider: ClassVar[str]  # its name in messages
     doc_cap: ClassVar[int]  # the provider's documents-per-request limit
-    billing: ClassVar[str]  # "search_units" or "tokens"
+    billing: ClassVar[str]  # a key of USAGE_KEYS; only PRICE_UNITS' keys take a price
+    usage_unit: ClassVar[str] = ""  # what the usage counts, in words (results.json)
+    billed: ClassVar[bool] = True  # False: self-hosted, no price
 
     model: NonEmptyStr
     """The provider's model name."""
     base_url: Str
     """Scheme and host (the provider's path is appended); http only for loopback."""
-    api_key_env: NonEmptyStr
-    """The environment variable holding the API key (never the key itself)."""
+    api_key_env: NonEmptyStr | None
+    """The environment variable holding the API key (never the key itself); null only for
+    self-hosted servers that take no key."""
     max_docs_per_request: PositiveInt = 1000
     """Candidates per request, at most the provider's cap."""
     timeout_s: PositiveNumber = 60.0
     """Seconds for a whole request, from connecting to the last byte of the answer (a deadline,
     not a limit per socket read)."""
-    max_retries: NonNegativeInt = 5
-    """Retries of 429/5xx/timeouts (Retry-After is honoured)."""
+    max_retries: NonNegativeInt = 7
+    """Retries of 429/5xx/timeouts/refused connections (Retry-After is honoured). The default
+    keeps trying for at least a minute (backoff 1, 2, 4, ... s, capped at backoff_max_s), long
+    enough to ride out a routine server restart."""
     backoff_base_s: PositiveNumber = 1.0
     backoff_max_s: PositiveNumber = 60.0
     requests_per_minute: PositiveInt | None = None
@@ -104,18 +112,28 @@ class HostedParams(RerankerParams):
         parts = urlsplit(url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise field_error(f"expected http(s)://host[:port], got {url!r}")
-        if parts.scheme == "http" and not is_loopback(parts.hostname):
-            raise field_error("plain http would send the API key unencrypted; use https "
-                              "(http is allowed for loopback only)")
         return url
 
     @field_validator("price", mode="after")
     @classmethod
     def _check_price(cls, price: dict[str, float] | None) -> dict[str, float] | None:
-        unit = PRICE_UNITS[cls.billing]
+        if price is not None and (not cls.billed or cls.billing not in PRICE_UNITS):
+            raise field_error(f"{cls.provider} is self-hosted and not billed per request; "
+                              "remove price")
+        unit = PRICE_UNITS.get(cls.billing)
         if price is not None and set(price) != {unit}:
             raise field_error(f"{cls.provider} bills {cls.billing}; give {{{unit}: <USD>}}")
         return price
+
+    @model_validator(mode="after")
+    def _key_over_https(self) -> HostedParams:
+        parts = urlsplit(self.base_url)
+        if (self.api_key_env is not None and parts.scheme == "http"
+                and not is_loopback(parts.hostname or "")):
+            raise field_error("plain http would send the API key unencrypted; use https "
+                              "(http is allowed for loopback only, or without api_key_env)",
+                              "base_url")
+        return self
 
     @model_validator(mode="after")
     def _within_cap(self) -> HostedParams:
@@ -144,16 +162,32 @@ class _Chunk:
                 f"of {self.group_size})")
 
 
+def union_seconds(intervals: Sequence[tuple[float, float]]) -> float:
+    """Total length of the union of (start, end) intervals: the wall time during which at
+    least one request was waiting out a failure (overlapping waits count once)."""
+    total, end = 0.0, -math.inf
+    for lo, hi in sorted(intervals):
+        if hi <= end:
+            continue
+        total += hi - max(lo, end)
+        end = hi
+    return total
+
+
 class HostedReranker(Reranker):
     """Base class; subclasses set the class attributes and the three schema hooks."""
 
     latency_probes = False  # probes would be billed requests; see request_latency_summary_ms
+    # Cloud rerankers return their own relevance scale, not a transform of a known logit.
+    score_transform = "unknown"
 
     Params: ClassVar[type[HostedParams]] = HostedParams
     params: HostedParams
     path: ClassVar[str]
     results_key: ClassVar[str]
     score_key: ClassVar[str]
+    # The answer is a bare JSON list of results rather than an object holding one (TEI).
+    bare_list: ClassVar[bool] = False
 
     def __init__(self, name: str, params: HostedParams | Mapping[str, Any], *, base_dir: Path):
         super().__init__(name, params, base_dir=base_dir)
@@ -167,7 +201,7 @@ class HostedReranker(Reranker):
         self.backoff_max_s = float(p.backoff_max_s)
         self.concurrency = p.concurrency
         self.price = None if p.price is None else {k: float(v) for k, v in p.price.items()}
-        self._api_key = self._read_key(p.api_key_env)
+        self._api_key = "" if p.api_key_env is None else self._read_key(p.api_key_env)
         self.limiter = RateLimiter(p.requests_per_minute, p.tokens_per_minute)
         self.transport = Transport(self.base_url, self.timeout_s)
         self._executor: ThreadPoolExecutor | None = None
@@ -176,6 +210,7 @@ class HostedReranker(Reranker):
         self._usage: Counter[str] = Counter()
         self._retry_reasons: Counter[str] = Counter()
         self._latency_ms: list[float] = []
+        self._waits: list[tuple[float, float]] = []  # (start, end) of waiting out failures
         self._requests = 0
         self.sleep = time.sleep  # tests may replace it
 
@@ -217,10 +252,18 @@ class HostedReranker(Reranker):
         """Billed units in a response, e.g. {"total_tokens": 812}; {} when absent."""
         raise NotImplementedError
 
+    def scores_of(self, body: dict[str, Any], n: int, label: str) -> np.ndarray:
+        """The ``n`` scores of a parsed answer, checked index by index."""
+        return validate_scores(body, self.results_key, self.score_key, n, label)
+
     # -- reporting -------------------------------------------------------------------------
     @property
     def endpoint(self) -> str:
-        return self.base_url + self.path
+        return self.base_url + self.request_path()
+
+    def request_path(self) -> str:
+        """The path POSTed to (below base_url); a kind with several endpoints overrides it."""
+        return self.path
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "provider": self.provider, "endpoint": self.endpoint,
@@ -230,7 +273,9 @@ class HostedReranker(Reranker):
                 "tokens_per_minute": self.limiter.tokens,
                 "score_comparability": "absolute per-document relevance scores; a query "
                                        "split over several requests is scored chunk by chunk",
-                "truncation": "done by the provider (not counted in pairs_truncated)"}
+                "truncation": "done by the provider (not counted in pairs_truncated)",
+                "score_transform": self.score_transform,
+                **({"usage_unit": self.Params.usage_unit} if self.Params.usage_unit else {})}
 
     def fingerprint(self) -> dict[str, Any]:
         """Only what changes a score: limits, retries, prices and the key's name do not."""
@@ -240,16 +285,19 @@ class HostedReranker(Reranker):
 
     def _publish(self) -> None:
         """Usage, cost and latency into stats.extra (the pipeline copies it to results)."""
-        billed = "search_units" if self.billing == "search_units" else "total_tokens"
+        billed = USAGE_KEYS[self.billing]
         with self._lock:
-            usage: dict[str, Any] = {k: 0 for k in (
-                "requests", "attempts", "retries", "documents", billed, "requests_without_usage",
-                "queries_split")}
+            usage: dict[str, Any] = {
+                k: 0 for k in ("requests", "attempts", "retries", "documents",
+                               *([billed] if billed else []), "requests_without_usage",
+                               "queries_split")}
             usage.update(self._usage)
             usage["retry_reasons"] = dict(self._retry_reasons)
+            if self.Params.usage_unit:
+                usage["unit"] = self.Params.usage_unit
             latencies = list(self._latency_ms)
         cost = None
-        if self.price is not None:
+        if self.price is not None and self.billing in PRICE_UNITS:
             unit = PRICE_UNITS[self.billing]
             if self.billing == "search_units":
                 cost = usage.get("search_units", 0) / 1000 * self.price[unit]
@@ -300,6 +348,8 @@ class HostedReranker(Reranker):
         # a pass makes one such call per chunk of pairs.
         bar = Progress(f"{self.name}: requests", len(chunks), unit="requests",
                        done=f"{self.name}: sent", level=logging.DEBUG, logger=logger)
+        with self._lock:
+            self._waits.clear()
         futures: dict[Future, _Chunk] = {self._executor.submit(self._request, c): c
                                          for c in chunks}
         for f in futures:
@@ -332,6 +382,7 @@ class HostedReranker(Reranker):
             bar.abort()
             with self._lock:
                 self._usage["queries_split"] += len(split)
+                self.stats.retry_wait_s += union_seconds(self._waits)
             self._publish()
         self.stats.pairs_scored += len(pairs)
         return out
@@ -342,17 +393,20 @@ class HostedReranker(Reranker):
         payload = self.payload(chunk.query, chunk.passages)
         est_tokens = math.ceil((len(chunk.query) * len(chunk.passages)
                                 + sum(len(p) for p in chunk.passages)) / CHARS_PER_TOKEN)
-        headers = {"Authorization": f"Bearer {self._api_key}"}
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         attempts = self.max_retries + 1
         last = ""
+        failing_since: float | None = None  # start of the first failed attempt in a row
         for attempt in range(attempts):
             self.limiter.acquire(est_tokens)
             retry_after = None
+            started = time.monotonic()
             try:
-                reply = self.transport.post_json(self.path, payload, headers)
+                reply = self.transport.post_json(self.request_path(), payload, headers)
                 body = self._accept(reply, label)
             except Retryable as e:
                 last, retry_after = str(e), e.retry_after
+                failing_since = started if failing_since is None else failing_since
                 with self._lock:
                     self._usage["attempts"] += 1
                     self._retry_reasons[e.reason] += 1
@@ -368,14 +422,21 @@ class HostedReranker(Reranker):
                     for k, v in usage.items():
                         # typeshed's Counter is int-valued; billed units may be floats
                         self._usage[k] += v  # type: ignore[assignment]
-                return validate_scores(body, self.results_key, self.score_key,
-                                       len(chunk.passages), label)
+                    if failing_since is not None:
+                        self._waits.append((failing_since, started))
+                return self.scores_of(body, len(chunk.passages), label)
             if attempt + 1 < attempts:
                 with self._lock:
                     self._usage["retries"] += 1
                 self.sleep(self._backoff(attempt, retry_after))
-        raise HostedAPIError(f"{label}: gave up after {attempts} attempts; last: "
-                             f"{self._scrub(last)}")
+        since = time.monotonic() if failing_since is None else failing_since
+        spent = time.monotonic() - since
+        with self._lock:
+            self._waits.append((since, since + spent))
+        raise HostedAPIError(
+            f"{label}: gave up after {attempts} attempts over {spent:.1f} s; last: "
+            f"{self._scrub(last)} (to keep trying longer, raise max_retries, now "
+            f"{self.max_retries}, or backoff_max_s, now {self.backoff_max_s:g} s)")
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff with jitter; never shorter than the server's Retry-After."""
@@ -397,6 +458,8 @@ class HostedReranker(Reranker):
         except (UnicodeDecodeError, ValueError):
             raise Retryable("invalid JSON body",
                             f"{len(reply.body)} bytes that do not parse") from None
+        if self.bare_list and isinstance(body, list):
+            body = {self.results_key: body}
         if not isinstance(body, dict):
             raise HostedAPIError(f"{label}: response is {type(body).__name__}, "
                                  "not a JSON object")
