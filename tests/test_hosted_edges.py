@@ -119,7 +119,8 @@ def test_timeout_s_bounds_the_whole_request_not_each_socket_read(server):
     server.fail_next("drip")
     rr = make(server, concurrency=1, timeout_s=1, max_retries=0)
     t0 = time.perf_counter()
-    with pytest.raises(HostedAPIError, match=r"gave up after 1 attempts over [0-9.]+ s; last: timeout"):
+    with pytest.raises(HostedAPIError,
+                       match=r"gave up after 1 attempts over [0-9.]+ s; last: timeout"):
         rr.score(PAIRS)
     assert time.perf_counter() - t0 < 2.5
 
