@@ -24,7 +24,7 @@ from rerank_eval.models import (
     resolve_model,
 )
 from rerank_eval.params import NonEmptyStr, NonNegativeInt, PositiveInt, check_before
-from rerank_eval.rerankers.base import Reranker, RerankerParams
+from rerank_eval.rerankers.base import ContextParams, Reranker
 
 HEAD_MODULES = ("pooler", "classifier", "score")  # Hugging Face names of the scoring head
 
@@ -67,7 +67,7 @@ AutoOrBool = Annotated[Literal["auto", True, False], check_before(
     lambda v: v == "auto" or isinstance(v, bool), "expected auto, true or false, got {value}")]
 
 
-class CrossEncoderParams(RerankerParams):
+class CrossEncoderParams(ContextParams):
     """``kind: cross-encoder``: any Hugging Face sequence-classification checkpoint."""
 
     model: NonEmptyStr
@@ -111,6 +111,7 @@ class CrossEncoder(Reranker):
     params: CrossEncoderParams
 
     score_params = ("max_length", "label_index", "score")
+    supports_context = True
 
     def __init__(self, name: str, params: CrossEncoderParams | Mapping[str, Any], *,
                  base_dir: Path):
@@ -251,6 +252,12 @@ class CrossEncoder(Reranker):
         self.stats.pairs_scored += len(pairs)
         self.stats.pairs_truncated += truncated
         return scores
+
+    def passage_windows(self, texts: Sequence[str], tokens: int, stride: int,
+                        first_only: bool = False) -> list[list[str]]:
+        from rerank_eval.engine.windows import passage_windows
+
+        return passage_windows(self.scorer.tokenizer, texts, tokens, stride, first_only)
 
     def latency_warmup_rounds(self) -> int:
         graphs = self.scorer.graphs
