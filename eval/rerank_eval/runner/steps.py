@@ -3,6 +3,7 @@ evaluate every depth, write runs. ``run.py`` orders them for an experiment or a 
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from dataclasses import dataclass
@@ -19,13 +20,14 @@ from rerank_eval.metrics import Evaluation, evaluate_ranking
 from rerank_eval.metrics.recall_curve import recall_curve
 from rerank_eval.rerankers.base import Reranker
 from rerank_eval.rerankers.sanity import run_sanity_probes
-from rerank_eval.results import FirstStage, RerankerEntry, Sanity
-from rerank_eval.runner.cost import benchmark_reranker
+from rerank_eval.results import FirstStage, LongDocs, RerankerEntry, Sanity
+from rerank_eval.runner.cost import ScoringPass, benchmark_reranker, measure_pass
 from rerank_eval.runner.results import StageResult
 from rerank_eval.runs import Run, write_trec_run
 from rerank_eval.scoring.cache import ScoreCache
 from rerank_eval.scoring.executors import Executor
 from rerank_eval.scoring.latency import measure_first_stage_latency
+from rerank_eval.scoring.windows import score_documents
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +112,8 @@ def sanity_info(reranker: Reranker) -> Sanity:
     if sanity.failed:
         logger.warning(f"{reranker.name} ranks the irrelevant passage first on "
                        f"{sanity.inverted}/{sanity.probes} obvious sanity probes: check label "
-                       "index, pair order and score sign (or the model is untrained)")
+                       "index, pair order and score sign (or the model is untrained); it gets "
+                       "no recommendation and the report flags it")
     return Sanity(**sanity.as_dict())
 
 
@@ -119,37 +122,83 @@ def score_reranker(prepared: PreparedDataset, rr_cfg: RerankerConfig, reranker: 
                    reports_dir: Path, sanity: Sanity | None = None,
                    append_audit: bool = False) -> StageResult:
     """Score the shortlist with one reranker, evaluate it at every depth, write its runs and
-    scores, and measure its cost (``sanity``: its probes, when they ran)."""
+    scores, and measure its cost (``sanity``: its probes, when they ran). With
+    ``max_lengths`` the shortlist is scored again at each other length (the model reloaded
+    with that ``max_length``); with ``long_docs`` passages are scored as token windows."""
     config, dataset, fs_run = prepared.config, prepared.dataset, prepared.run
-    description = reranker.describe()  # loads the model before the clock starts
-    t0 = time.perf_counter()
-    model_scores = executor.score(reranker, dataset, prepared.shortlist, cache=cache)
-    elapsed = time.perf_counter() - t0
-    audit = audit_reranker(rr_cfg.name, fs_run.ranking, model_scores, dataset.qrels,
+    main = _scoring_pass(prepared, reranker, executor, cache, None)
+    run_info = executor.run_info
+    audit = audit_reranker(rr_cfg.name, fs_run.ranking, main.model_scores, dataset.qrels,
                            config.depths, k=config.audit.k,
                            relevance_threshold=config.relevance_threshold,
                            reports_dir=reports_dir, append=append_audit)
-    evaluations: dict[int | None, Evaluation] = {}
     for depth in config.depths:
-        run = fs_run.rerank_at_depth(model_scores, depth, f"{rr_cfg.name}@{depth}")
+        run = fs_run.rerank_at_depth(main.model_scores, depth, f"{rr_cfg.name}@{depth}")
         write_trec_run(run, runs_dir / f"{rr_cfg.name}.depth{depth}.trec", tag=rr_cfg.name)
-        evaluations[depth] = evaluate_ranking(run.ranking, dataset.qrels, config.metrics,
-                                              config.relevance_threshold)
-    _write_model_scores(model_scores, runs_dir / f"{rr_cfg.name}.scores.tsv")
+    _write_model_scores(main.model_scores, runs_dir / f"{rr_cfg.name}.scores.tsv")
+    main.cost = measure_pass(reranker, main, dataset, config, prepared.shortlist,
+                             executor.measure_latency)
+    others = []
+    own_length = getattr(reranker.params, "max_length", None)
+    lengths = getattr(reranker.params, "max_lengths", None) or []
+    if lengths:
+        main.max_length = own_length
+    for length in sorted(set(lengths) - {own_length}):
+        variant = reranker.variant(max_length=length)
+        try:
+            other = _scoring_pass(prepared, variant, executor, cache, length)
+            other.cost = measure_pass(variant, other, dataset, config, prepared.shortlist,
+                                      executor.measure_latency)
+            others.append(other)
+        finally:
+            variant.close()
     cost = benchmark_reranker(
-        reranker, dataset, config, first_stage=fs_run, shortlist=prepared.shortlist,
-        model_scores=model_scores, evaluations=evaluations, scoring_s=elapsed,
-        description=description, measure_latency=executor.measure_latency)
-    stats = reranker.stats
+        reranker, dataset, config, first_stage=fs_run,
+        first_stage_eval=prepared.first_stage.evaluations[None], main=main, others=others,
+        sanity=sanity)
+    stats = main.stats
+    long_docs = None
+    if main.split is not None:
+        ld = reranker.params.long_docs  # type: ignore[attr-defined]
+        long_docs = LongDocs(strategy=ld.strategy, passage_tokens=ld.passage_tokens,
+                             stride=ld.stride, documents=main.split.documents,
+                             windows=main.split.pairs,
+                             documents_split=main.split.documents_split(prepared.shortlist))
     entry = RerankerEntry(
         name=rr_cfg.name, kind=rr_cfg.kind, model=reranker.model_id,
         pairs_scored=stats.pairs_scored, pairs_from_cache=stats.pairs_from_cache,
-        pairs_truncated=stats.pairs_truncated, sanity=sanity, description=description,
-        scoring_s=elapsed, executor=executor.run_info,
+        pairs_truncated=stats.pairs_truncated, sanity=sanity, description=main.description,
+        scoring_s=main.scoring_s, executor=run_info, long_docs=long_docs,
         first_stage_recall_at_depth={str(d): prepared.curve[d] for d in config.depths},
         **audit, **cost, **stats.extra)  # stats.extra: e.g. hosted usage, cost, latency
+    evaluations: dict[int | None, Evaluation] = dict(main.evaluations)
     return StageResult(name=rr_cfg.name, kind=rr_cfg.kind, model=reranker.model_id,
                        evaluations=evaluations, info=entry)
+
+
+def _scoring_pass(prepared: PreparedDataset, reranker: Reranker, executor: Executor,
+                  cache: ScoreCache | None, max_length: int | None) -> ScoringPass:
+    """One pass over the shortlist (through windows with ``long_docs``), evaluated at every
+    depth, with the reranker's counters for it."""
+    config, dataset, fs_run = prepared.config, prepared.dataset, prepared.run
+    description = reranker.describe()  # loads the model before the clock starts
+    if max_length is not None:
+        logger.info(f"{reranker.name}: scoring at max_length {max_length}")
+    t0 = time.perf_counter()
+    scores, split = score_documents(executor, reranker, dataset, prepared.shortlist, cache,
+                                    getattr(reranker.params, "long_docs", None))
+    elapsed = time.perf_counter() - t0
+    if split is not None:
+        logger.info(f"{reranker.name}: {split.documents:,} documents scored as "
+                    f"{split.pairs:,} windows")
+    evaluations = {}
+    for depth in config.depths:
+        run = fs_run.rerank_at_depth(scores, depth, f"{reranker.name}@{depth}")
+        evaluations[depth] = evaluate_ranking(run.ranking, dataset.qrels, config.metrics,
+                                              config.relevance_threshold)
+    return ScoringPass(max_length=max_length, model_scores=scores, evaluations=evaluations,
+                       scoring_s=elapsed, description=description,
+                       stats=copy.deepcopy(reranker.stats), split=split)
 
 
 def log_stage(stage: StageResult, prepared: PreparedDataset) -> None:
