@@ -241,6 +241,36 @@ def test_latency_is_unreliable_on_a_loaded_machine_or_with_a_wide_spread():
     assert not machine_conditions(None, 2.5, 4, [], 0.5)["reliable"]
 
 
+def test_latency_times_only_the_depths_asked_and_repeats_one_probe():
+    from rerank_eval.datasets import Dataset
+    from rerank_eval.rerankers.base import Reranker
+    from rerank_eval.runs import Run
+    from rerank_eval.scoring.latency import LatencyConfig, latency_plan, time_latency_plan
+
+    class Counting(Reranker):
+        kind = "counting"
+
+        def __init__(self):
+            super().__init__("c", {}, base_dir=None)
+            self.calls: list[int] = []
+
+        def score(self, pairs):
+            self.calls.append(len(pairs))
+            return np.zeros(len(pairs))
+
+    docs = {f"d{i}": f"text {i}" for i in range(40)}
+    queries = {f"q{i}": f"query {i}" for i in range(5)}
+    dataset = Dataset("toy", docs, queries, {q: {"d0": 1} for q in queries})
+    run = Run("bm25", {q: list(docs) for q in queries})
+    rr = Counting()
+    plan = latency_plan(dataset, run, [5, 20, 40], LatencyConfig(queries=3, warmup=1,
+                                                                 depths=[20], repeats=4))
+    timing = time_latency_plan(rr, plan)
+    assert set(timing.latency_ms) == {"20"} and timing.latency_ms["20"]["queries"] == 3
+    assert rr.calls == [20] * (1 + 4 + 3)  # warm-up, the repeated probe, the sample
+    assert timing.conditions["seconds"] > 0 and isinstance(timing.conditions["reliable"], bool)
+
+
 def test_latency_depths_must_be_rerank_depths(tmp_path):
     from rerank_eval.config import parse_config
 

@@ -211,6 +211,7 @@ def recommend(
                        f"reranked, {best_rr.label()}: {options[best_rr]:.4f} ({diff:+.4f} vs "
                        f"first stage{_fmt_p(p_values.get(best_rr), test)}).")
     chosen: Option | None = within[0]
+    word = "depth" if all(o.max_length is None for o in order) else "option"
     if latency_budget_ms is not None:
         if not latency_measured or any(lat(o) is None for o in order):
             reasons.append(f"latency budget {latency_budget_ms:g} ms not applied: latency "
@@ -224,7 +225,7 @@ def recommend(
                                + ", ".join(o.label() for o in fits) + ".")
             elif fits:
                 chosen = max(fits, key=lambda o: (options[o], -o.cost))
-                reasons.append(f"no near-best option fits the {latency_budget_ms:g} ms budget "
+                reasons.append(f"no near-best {word} fits the {latency_budget_ms:g} ms budget "
                                f"({latency_stat}); best quality that fits is {chosen.label()}.")
             else:
                 chosen = None
