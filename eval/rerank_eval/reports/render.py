@@ -76,10 +76,12 @@ def build_blocks(results: Sequence[Results], plots: dict[str, Path],
                                + " ".join(rr.recommendation.reasoning))
     if reasons:
         b.append(("ul", reasons))
-    b.append(("h2", "Output cut at the recommended depth (rerank deep, keep few)"))
-    b.append(_table(tables.output_cut_frame(results),
-                    "Quality of the top k kept from the recommended depth's reranked list "
-                    "(metric@k: k = results kept; binary metrics at the relevance threshold)."))
+    cut = tables.output_cut_frame(results)
+    if not cut.empty:  # none when every advice is "don't rerank" or none
+        b.append(("h2", "Output cut at the recommended depth (rerank deep, keep few)"))
+        b.append(_table(cut, "Quality of the top k kept from the recommended depth's reranked "
+                        "list (metric@k: k = results kept; binary metrics at the relevance "
+                        "threshold)."))
     for name, caption in (("quality_vs_depth.png", "Quality vs rerank depth"),
                           ("latency_vs_depth.png", "Per-query rerank latency vs depth"),
                           ("quality_vs_latency.png", "Quality vs latency, Pareto front")):
