@@ -14,6 +14,7 @@ from rerank_eval.results import (
     LatencyStats,
     RerankerEntry,
     Results,
+    Sanity,
     results_json,
 )
 
@@ -29,9 +30,10 @@ def write_results(
     fs_depth: int = 100,
     hardware: dict[str, Any] | None = None,
     latency_ms: dict[str, dict[int, dict[str, float]]] | None = None,
+    sanity: dict[str, Sanity] | None = None,
 ) -> Path:
     """``first_stage``: metric -> qid -> value; ``rerankers``: name -> depth -> metric -> qid
-    -> value. Returns the results.json path."""
+    -> value; ``sanity``: name -> its probes' outcome. Returns the results.json path."""
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for metric, values in first_stage.items():
@@ -46,7 +48,8 @@ def write_results(
         latency = (latency_ms or {}).get(rname, {})
         entries.append(RerankerEntry(
             name=rname, kind="cross-encoder", model=rname, metrics=metrics,
-            latency_ms={str(d): LatencyStats(**v) for d, v in latency.items()}))
+            latency_ms={str(d): LatencyStats(**v) for d, v in latency.items()},
+            sanity=(sanity or {}).get(rname)))
     results = Results(
         name=name, dataset=DatasetSummary(id=dataset_id),
         hardware=None if hardware is None else Hardware(**hardware),

@@ -23,7 +23,8 @@ def test_defaults():
     assert rec.metric == "ndcg@10" and rec.tolerance == 0.005
     assert rec.latency_budget_ms is None and rec.latency_stat == "p95"
     assert rec.output_k == [3, 5, 10] and rec.output_measures == ["ndcg", "recall"]
-    assert cfg.resolved()["latency"] == {"queries": 50, "warmup": 3, "seed": 0}
+    assert cfg.resolved()["latency"] == {"queries": 50, "warmup": 3, "seed": 0, "depths": None,
+                                         "repeats": 5, "max_spread": 0.5}
 
 
 def test_latency_off_and_custom_recommendation():

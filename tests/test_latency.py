@@ -62,7 +62,8 @@ def test_one_call_per_query_and_depth_plus_warmup_and_nothing_counted():
                                  LatencyConfig(queries=6, warmup=2, seed=0))
     assert set(out) == {"5", "20", "40"}
     assert all(v["queries"] == 6 for v in out.values())
-    assert len(rr.calls) == (6 + 2) * 3  # every (query, depth) is one call; warm-up included
+    # every (query, depth) is one call; warm-up included; one probe repeated for the spread
+    assert len(rr.calls) == (6 + 2) * 3 + LatencyConfig().repeats
     assert rr.stats.pairs_scored == 123  # latency probes are not scored pairs
     assert out["5"]["pairs_per_query"] == 5
     assert out["5"]["p50"] < out["20"]["p50"] < out["40"]["p50"]
@@ -76,7 +77,7 @@ def test_backends_that_prepare_per_shape_see_every_probe_before_timing():
     rr.latency_warmup_rounds = lambda: 2
     out = measure_rerank_latency(rr, dataset, run, [5, 20],
                                  LatencyConfig(queries=4, warmup=1, seed=0))
-    assert len(rr.calls) == (1 + 2 * 4 + 4) * 2
+    assert len(rr.calls) == (1 + 2 * 4 + 4) * 2 + LatencyConfig().repeats
     assert all(v["queries"] == 4 for v in out.values())
 
 

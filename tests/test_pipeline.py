@@ -76,9 +76,15 @@ def test_quickstart_bi_encoder_beats_bm25_where_a_neural_reranker_matters(quicks
 
 
 def test_untrained_cross_encoder_head_is_reported(quickstart):
-    _, result = quickstart
+    out, result = quickstart
     ce = next(s for s in result.rerankers if s.name == "minilm-ce-untrained")
     assert ce.info.description["head_untrained"] is True
+    # it fails its sanity probes: flagged on top of the report, and no recommendation
+    assert ce.info.sanity is not None and ce.info.sanity.failed
+    assert ce.info.recommended_depth is None and ce.info.recommendation.action == "none"
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "minilm-ce-untrained FAILS its sanity probes" in html
+    assert html.index("Warnings") < html.index("Recommendation: which depth")
 
 
 def test_first_stage_only_config_evaluates_bm25(tmp_path, scifact_dir):

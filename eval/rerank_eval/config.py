@@ -88,6 +88,13 @@ def _check_shared(config: ExperimentConfig | SweepConfig, first_stages: list[Fir
         if depths[-1] > fs.depth:
             raise field_error(f"{depths[-1]} exceeds {fs.where}.depth {fs.depth}", "depths")
     config.depths = depths
+    timed = config.latency.depths
+    if timed is not None:
+        for i, d in enumerate(timed):
+            if d not in depths:
+                raise field_error(f"{d} is not one of depths ({', '.join(map(str, depths))})",
+                                  "latency", "depths", i)
+        config.latency.depths = sorted(set(timed))
     if config.metrics is None:
         config.metrics = parse_metrics(["ndcg@10", "mrr@10", f"recall@{default.depth}",
                                         f"map@{default.depth}"])

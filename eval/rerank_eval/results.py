@@ -151,6 +151,7 @@ class LatencySettings(_Open):
     queries: int | None = None
     warmup: int | None = None
     seed: int | None = None
+    depths: Annotated[list[int] | None, OMIT_NONE] = None
 
 
 class RecommendationSettings(_Open):
@@ -213,12 +214,22 @@ class FirstStage(_Model):
 
 # --- a reranker ----------------------------------------------------------------------------
 
+class SanityProbe(_Model):
+    """One inverted probe: the relevant passage should score above the irrelevant one."""
+
+    query: str
+    relevant_score: float
+    irrelevant_score: float
+
+
 class Sanity(_Model):
     """Obvious (query, relevant, irrelevant) probes ordered the wrong way round."""
 
     probes: int
     inverted: int
     failed: bool
+    # The inverted probes (expected: relevant above irrelevant; got: these scores).
+    inverted_probes: list[SanityProbe] = []
 
 
 class AuditTotals(_Model):
@@ -313,15 +324,24 @@ class Throughput(_Model):
 
 
 class LatencySetup(_Open):
-    """How latency was measured: the ``latency`` settings (open: the config's keys) and
-    whether it was."""
+    """How latency was measured: the ``latency`` settings (open: the config's keys), whether
+    it was, and whether the machine let it be trusted (load before timing, spread of one
+    probe timed repeatedly)."""
 
     queries: int | None = None
     warmup: int | None = None
     seed: int | None = None
+    depths: Annotated[list[int] | None, OMIT_NONE] = None
     measured: bool = False
     score_cache: str | None = None
     skipped: Annotated[str | None, OMIT_NONE] = None
+    seconds: Annotated[float | None, MEASUREMENT, OMIT_NONE] = None  # sampling took
+    load_avg_1m: Annotated[float | None, MEASUREMENT, OMIT_NONE] = None  # before timing
+    busy_cores_before: Annotated[float | None, MEASUREMENT, OMIT_NONE] = None
+    cores: Annotated[int | None, MEASUREMENT, OMIT_NONE] = None
+    probe_spread: Annotated[float | None, MEASUREMENT, OMIT_NONE] = None  # (max-min)/median
+    reliable: Annotated[bool | None, MEASUREMENT, OMIT_NONE] = None
+    unreliable_reasons: Annotated[list[str] | None, MEASUREMENT, OMIT_NONE] = None
 
 
 class Recommendation(_Model):
@@ -337,6 +357,49 @@ class Recommendation(_Model):
     latency_stat: str = "p95"
     latency_ms: Annotated[float | None, MEASUREMENT] = None
     reasoning: Annotated[list[str], MEASUREMENT] = []  # quotes measured latency
+    # "rerank", "don't rerank" (depth 0: the first stage alone) or "none" (no advice).
+    action: Annotated[str | None, OMIT_NONE] = None
+    max_length: Annotated[int | None, OMIT_NONE] = None  # with max_lengths
+    best_max_length: Annotated[int | None, OMIT_NONE] = None
+    first_stage_quality: Annotated[float | None, OMIT_NONE] = None
+    # Chosen quality minus the first stage's (for "don't rerank": the best depth's deficit).
+    vs_first_stage: Annotated[float | None, OMIT_NONE] = None
+    p_value: Annotated[float | None, OMIT_NONE] = None
+    test: Annotated[str | None, OMIT_NONE] = None
+
+
+class VsFirstStage(_Model):
+    """A depth's quality against the first stage alone on the same queries (paired test)."""
+
+    metric: str
+    difference: float  # reranked mean - first-stage mean
+    p_value: float
+    test: str
+    queries: int
+
+
+class ByMaxLength(_Model):
+    """One context length of a reranker with ``max_lengths``: the shortlist scored again."""
+
+    metrics: dict[str, dict[str, float]] = {}  # depth -> metric -> mean
+    pairs_scored: int = 0
+    pairs_from_cache: int = 0
+    pairs_truncated: int = 0
+    documents_scored: Annotated[int | None, OMIT_NONE] = None
+    vs_first_stage: dict[str, VsFirstStage] = {}
+    throughput: Annotated[Throughput | None, MEASUREMENT] = None
+    latency_ms: Annotated[dict[str, LatencyStats], MEASUREMENT] = {}
+
+
+class LongDocs(_Model):
+    """How documents longer than a window were scored (``long_docs``)."""
+
+    strategy: str
+    passage_tokens: int
+    stride: int
+    documents: int = 0  # (query, document) pairs of the shortlist
+    windows: int = 0  # (query, window) pairs they became
+    documents_split: int = 0  # documents with more than one window
 
 
 class HostedUsage(_Open):
@@ -453,6 +516,14 @@ class RerankerEntry(_Model):
     output_cut: dict[DepthKey, dict[str, float]] = {}  # depth -> metric@k -> mean
     recommended_depth: int | None = None
     recommendation: Recommendation | None = None
+    recommended_max_length: Annotated[int | None, OMIT_NONE] = None
+    # Per depth: the recommendation metric against the first stage alone (paired test).
+    vs_first_stage: dict[DepthKey, VsFirstStage] = {}
+    # With long_docs windows: pairs_* count (query, window) pairs; this the documents.
+    documents_scored: Annotated[int | None, OMIT_NONE] = None
+    long_docs: Annotated[LongDocs | None, OMIT_NONE] = None
+    # With max_lengths: the shortlist scored at each length (key: the length).
+    by_max_length: Annotated[dict[str, ByMaxLength] | None, OMIT_NONE] = None
     cache_fingerprint: Annotated[str | None, OMIT_NONE] = None  # with the score cache on
     # Hosted APIs only.
     usage: Annotated[HostedUsage | None, OMIT_NONE] = None

@@ -5,6 +5,12 @@ Rule: the smallest depth whose quality is within ``tolerance`` of the best depth
 statistic (default p95 rerank latency per query) is within the budget qualify; if none of the
 near-best depths fits, the best-quality depth that fits is recommended instead, and if no depth
 fits there is no recommendation. The reasoning is kept as sentences for the report.
+
+Depth 0, the first stage alone, is a candidate like any depth (at zero rerank latency): when no
+depth beats it by more than the tolerance, the advice is "don't rerank", with the best depth's
+deficit and the paired test's p-value (computed by the runner, which may call ``compare``).
+With ``max_lengths`` the options are (depth, max_length) pairs, ordered by tokens scored per
+query. A reranker that fails its sanity probes gets no recommendation.
 """
 
 from __future__ import annotations
@@ -30,8 +36,11 @@ from rerank_eval.params import (
 
 EPS = 1e-12
 RECOMMENDATION_RULE = ("smallest depth whose quality is within the tolerance (absolute) of the "
-                       "best depth's; with latency_budget_ms, only depths whose rerank latency "
-                       "statistic fits the budget")
+                       "best depth's, depth 0 (the first stage alone: don't rerank) included; "
+                       "with max_lengths, (depth, max_length) jointly, cheapest first (depth x "
+                       "max_length); with latency_budget_ms, only options whose rerank latency "
+                       "statistic fits the budget; none for a reranker failing its sanity "
+                       "probes")
 
 
 class RecommendationConfig(Params):
@@ -72,6 +81,26 @@ class RecommendationConfig(Params):
         return list(dict.fromkeys(out))
 
 
+@dataclass(frozen=True)
+class Option:
+    """One way to run a reranker: rerank the top ``depth`` (0: don't rerank, the first stage
+    alone) at context ``max_length`` (None: the reranker's one setting)."""
+
+    depth: int
+    max_length: int | None = None
+
+    @property
+    def cost(self) -> int:
+        """Compute proxy used to order near-best options: tokens scored per query."""
+        return self.depth * (self.max_length or 1)
+
+    def label(self) -> str:
+        if self.depth == 0:
+            return "depth 0 (first stage alone)"
+        return f"depth {self.depth}" + ("" if self.max_length is None
+                                        else f" at max_length {self.max_length}")
+
+
 @dataclass
 class Recommendation:
     depth: int | None
@@ -84,6 +113,16 @@ class Recommendation:
     latency_stat: str
     latency_ms: float | None
     reasoning: list[str] = field(default_factory=list)
+    # "rerank", "don't rerank" (depth 0: the first stage alone is as good) or "none".
+    action: str = "rerank"
+    max_length: int | None = None
+    best_max_length: int | None = None
+    first_stage_quality: float | None = None
+    # The chosen option's quality minus the first stage's; for "don't rerank", the best
+    # reranked option's (its deficit), with the paired test's p-value of that difference.
+    vs_first_stage: float | None = None
+    p_value: float | None = None
+    test: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,6 +130,10 @@ class Recommendation:
 
 def _fmt_lat(value: float | None) -> str:
     return "not measured" if value is None else f"{value:.1f} ms"
+
+
+def _fmt_p(p: float | None, test: str | None) -> str:
+    return "" if p is None else f", {test or 'paired test'} p={p:.3g}"
 
 
 def recommend_depth(
@@ -101,49 +144,126 @@ def recommend_depth(
     tolerance: float,
     latency_budget_ms: float | None = None,
     latency_stat: str = "p95",
+    first_stage_quality: float | None = None,
+    p_values: Mapping[int, float] | None = None,
+    test: str | None = None,
+    withheld: str | None = None,
 ) -> Recommendation:
-    """Pick a rerank depth from the quality curve ``{depth: metric value}`` and latency."""
-    depths = sorted(quality)
-    best_q = max(quality[d] for d in depths)
-    best_d = min(d for d in depths if quality[d] >= best_q - EPS)
+    """Pick a rerank depth from the quality curve ``{depth: metric value}`` and latency.
 
-    def lat(d: int) -> float | None:
-        entry = (latency or {}).get(str(d)) or {}
-        return entry.get(latency_stat)
+    Args:
+        first_stage_quality: the first stage's value of ``metric``; given, depth 0 (don't
+            rerank) is a candidate like any depth, at zero rerank latency.
+        p_values: per depth, the paired test's p-value against the first stage.
+        withheld: a reason to make no recommendation at all (e.g. failed sanity probes).
+    """
+    return recommend(
+        {Option(d): q for d, q in quality.items()},
+        {} if latency is None else {Option(int(d)): entry for d, entry in latency.items()},
+        metric=metric, tolerance=tolerance, latency_budget_ms=latency_budget_ms,
+        latency_stat=latency_stat, first_stage_quality=first_stage_quality,
+        p_values={Option(d): p for d, p in (p_values or {}).items()}, test=test,
+        withheld=withheld, latency_measured=latency is not None)
 
-    within = [d for d in depths if quality[d] >= best_q - tolerance - EPS]
+
+def recommend(
+    quality: Mapping[Option, float],
+    latency: Mapping[Option, Mapping[str, Any]],
+    *,
+    metric: str,
+    tolerance: float,
+    latency_budget_ms: float | None = None,
+    latency_stat: str = "p95",
+    first_stage_quality: float | None = None,
+    p_values: Mapping[Option, float] | None = None,
+    test: str | None = None,
+    withheld: str | None = None,
+    latency_measured: bool = True,
+) -> Recommendation:
+    """Pick (depth, max_length) jointly: the cheapest option (depth x max_length tokens per
+    query; with one max_length, the smallest depth) within ``tolerance`` of the best option's
+    quality, among those whose latency fits the budget. Depth 0 (the first stage alone) is an
+    option when ``first_stage_quality`` is given."""
+    p_values = p_values or {}
+    options = dict(quality)
+    if first_stage_quality is not None:
+        options[Option(0)] = first_stage_quality
+    order = sorted(options, key=lambda o: (o.cost, o.depth, o.max_length or 0))
+    best_q = max(options.values())
+    best = next(o for o in order if options[o] >= best_q - EPS)
+    reranked = [o for o in order if o.depth > 0]
+    best_rr = max(reranked, key=lambda o: (options[o], -o.cost)) if reranked else None
+
+    def lat(o: Option) -> float | None:
+        if o.depth == 0:
+            return 0.0
+        value = (latency.get(o) or {}).get(latency_stat)
+        return None if value is None else float(value)
+
+    within = [o for o in order if options[o] >= best_q - tolerance - EPS]
     reasons = [
-        f"best {metric} = {best_q:.4f} at depth {best_d}; within {tolerance:g} of it: depths "
-        + ", ".join(str(d) for d in within) + "."
+        f"best {metric} = {best_q:.4f} at {best.label()}; within {tolerance:g} of it: "
+        + ", ".join(o.label() for o in within) + "."
     ]
-    chosen: int | None = within[0]
+    if first_stage_quality is not None and best_rr is not None:
+        diff = options[best_rr] - first_stage_quality
+        reasons.insert(0, f"first stage alone: {metric} = {first_stage_quality:.4f}; best "
+                       f"reranked, {best_rr.label()}: {options[best_rr]:.4f} ({diff:+.4f} vs "
+                       f"first stage{_fmt_p(p_values.get(best_rr), test)}).")
+    chosen: Option | None = within[0]
+    word = "depth" if all(o.max_length is None for o in order) else "option"
     if latency_budget_ms is not None:
-        measured = all(lat(d) is not None for d in depths)
-        if not measured:
+        if not latency_measured or any(lat(o) is None for o in order):
             reasons.append(f"latency budget {latency_budget_ms:g} ms not applied: latency "
-                           "was not measured.")
+                           "was not measured" + ("" if not latency_measured else
+                                                 " at every depth (latency.depths)") + ".")
         else:
-            fits = [d for d in depths if lat(d) <= latency_budget_ms]  # type: ignore[operator]
-            near = [d for d in within if d in fits]
+            fits = [o for o in order if lat(o) <= latency_budget_ms]  # type: ignore[operator]
+            near = [o for o in within if o in fits]
             if near:
                 chosen = near[0]
                 reasons.append(f"within the {latency_budget_ms:g} ms budget ({latency_stat}): "
-                               "depths " + ", ".join(str(d) for d in fits) + ".")
+                               + ", ".join(o.label() for o in fits) + ".")
             elif fits:
-                chosen = max(fits, key=lambda d: (quality[d], -d))
-                reasons.append(f"no near-best depth fits the {latency_budget_ms:g} ms budget "
-                               f"({latency_stat}); best quality that fits is depth {chosen}.")
+                chosen = max(fits, key=lambda o: (options[o], -o.cost))
+                reasons.append(f"no near-best {word} fits the {latency_budget_ms:g} ms budget "
+                               f"({latency_stat}); best quality that fits is {chosen.label()}.")
             else:
                 chosen = None
-                reasons.append(f"no depth fits the {latency_budget_ms:g} ms budget: depth "
-                               f"{depths[0]} takes {_fmt_lat(lat(depths[0]))} ({latency_stat}).")
-    if chosen is not None:
-        reasons.append(f"recommended depth {chosen}: {metric} = {quality[chosen]:.4f} "
-                       f"({quality[chosen] - best_q:+.4f} vs best), {latency_stat} rerank "
-                       f"latency {_fmt_lat(lat(chosen))} per query.")
+                reasons.append(f"no depth fits the {latency_budget_ms:g} ms budget: "
+                               f"{order[0].label()} takes {_fmt_lat(lat(order[0]))} "
+                               f"({latency_stat}).")
+    action = "none" if chosen is None else "don't rerank" if chosen.depth == 0 else "rerank"
+    if withheld is not None:
+        chosen, action = None, "none"
+        reasons.append(f"no recommendation: {withheld}.")
+    vs_fs = p = None
+    if chosen is not None and first_stage_quality is not None:
+        ref = best_rr if chosen.depth == 0 else chosen
+        if ref is not None:
+            vs_fs = options[ref] - first_stage_quality
+            p = p_values.get(ref)
+    if chosen is not None and chosen.depth == 0:
+        why = ("no reranking depth beats it by more than the tolerance"
+               if chosen in within else f"nothing reranked fits the {latency_budget_ms:g} ms "
+               "budget")
+        reasons.append(f"recommended: don't rerank (depth 0): the first stage alone gives "
+                       f"{metric} = {options[chosen]:.4f} and {why}"
+                       + ("" if vs_fs is None or best_rr is None else
+                          f"; the best reranked option, {best_rr.label()}, is {vs_fs:+.4f} "
+                          f"vs first stage{_fmt_p(p, test)}") + ".")
+    elif chosen is not None:
+        reasons.append(f"recommended {chosen.label()}: {metric} = {options[chosen]:.4f} "
+                       f"({options[chosen] - best_q:+.4f} vs best"
+                       + ("" if vs_fs is None else
+                          f", {vs_fs:+.4f} vs first stage{_fmt_p(p, test)}")
+                       + f"), {latency_stat} rerank latency {_fmt_lat(lat(chosen))} per query.")
     return Recommendation(
-        depth=chosen, metric=metric, tolerance=tolerance,
-        quality=None if chosen is None else quality[chosen], best_depth=best_d,
+        depth=None if chosen is None else chosen.depth, metric=metric, tolerance=tolerance,
+        quality=None if chosen is None else options[chosen], best_depth=best.depth,
         best_quality=best_q, latency_budget_ms=latency_budget_ms, latency_stat=latency_stat,
-        latency_ms=None if chosen is None else lat(chosen), reasoning=reasons,
+        latency_ms=None if chosen is None else lat(chosen), reasoning=reasons, action=action,
+        max_length=None if chosen is None else chosen.max_length,
+        best_max_length=best.max_length, first_stage_quality=first_stage_quality,
+        vs_first_stage=vs_fs, p_value=p, test=test if p is not None else None,
     )

@@ -328,13 +328,39 @@ def gate(baseline: str | Path, candidate: str | Path, rules: list[Rule],
     allowed = check_conventions(base.results, cand.results, allow_mismatch)
     verdicts = [check_metric(r, base, cand, test) if isinstance(r, MetricRule)
                 else check_latency(r, base, cand) for r in rules]
-    return GateOutcome(verdicts, allowed)
+    judged = dict.fromkeys(_pick_rerankers(base, cand, r.reranker)[1] for r in rules)
+    return GateOutcome(check_sanity(cand, list(judged)) + verdicts, allowed)
 
 
 def run_gate(baseline: str | Path, candidate: str | Path, rules: list[Rule],
              test: str = "t-test", allow_mismatch: Sequence[str] = ()) -> list[Verdict]:
     """The verdicts of :func:`gate`."""
     return gate(baseline, candidate, rules, test, allow_mismatch).verdicts
+
+
+def check_sanity(cand: Side, names: list[str]) -> list[Verdict]:
+    """One verdict per judged candidate reranker whose results recorded sanity probes: a
+    candidate that fails them fails the gate, whatever its metrics (its scores are suspect:
+    label index, pair order, score sign, or an untrained head)."""
+    out = []
+    for name in names:
+        sanity = cand.reranker_entry(name).sanity
+        if sanity is None:
+            continue
+        details: dict[str, Any] = {"reranker": name, "probes": sanity.probes,
+                                   "inverted": sanity.inverted}
+        label = f"sanity probes ({name})"
+        if not sanity.failed:
+            out.append(Verdict(label, PASS, f"{sanity.inverted} of {sanity.probes} obvious "
+                               "pairs inverted: passes", details))
+            continue
+        got = "; ".join(f"'{p.query}': relevant {p.relevant_score:.4g} <= irrelevant "
+                        f"{p.irrelevant_score:.4g}" for p in sanity.inverted_probes)
+        out.append(Verdict(label, FAIL, f"candidate FAILS its sanity probes: {sanity.inverted} "
+                           f"of {sanity.probes} obvious pairs ranked the wrong way round"
+                           + (f" ({got})" if got else "") + "; check label index, pair order "
+                           "and score sign, or the model is untrained", details))
+    return out
 
 
 def exit_code(verdicts: list[Verdict]) -> int:

@@ -89,7 +89,7 @@ def quality_vs_depth(results: Sequence[Results], path: Path) -> Path | None:
                 ax.plot(depths, values, marker="o", color=st.color[rr.name],
                         label=st.label(r, rr.name, with_hw=False))
                 rec = rr.recommended_depth
-                if metric == rec_metric(r) and rec is not None:
+                if metric == rec_metric(r) and rec and str(rec) in rr.metrics:
                     ax.plot([rec], [rr.metrics[str(rec)][metric]], marker="*", ms=16,
                             color=st.color[rr.name], mec="black", ls="none")
         _depth_axis(ax, all_depths)
@@ -149,28 +149,45 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, flo
 
 
 def quality_vs_latency(results: Sequence[Results], path: Path) -> Path | None:
-    """Every (reranker, depth) as a point; the Pareto front per setup across models."""
+    """Every (reranker, depth) as a point, and the first stage alone (depth 0, no reranking)
+    as the baseline point; the Pareto front per setup across models includes it. Latency is
+    per query, first stage + rerank (p50), where the first stage was timed."""
     st = _Styles(results)
     fig = Figure(figsize=(7.5, 4.8))
     ax = fig.add_subplot(1, 1, 1)
     groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
     metric = rec_metric(results[0])
+    baselines = []
     for r in results:
+        fs_lat = r.first_stage.latency_ms
+        fs_ms = fs_lat.p50 if fs_lat is not None and fs_lat.p50 is not None else None
         for rr in r.rerankers:
             lat = rr.latency_ms
-            pts = [(_value(lat[d].p50), rr.metrics[d][metric]) for d in sorted(lat, key=int)
-                   if lat[d].p50 is not None and metric in rr.metrics.get(d, {})]
+            depths = [d for d in sorted(lat, key=int)
+                      if lat[d].p50 is not None and metric in rr.metrics.get(d, {})]
+            pts = [(_value(lat[d].p50) + (fs_ms or 0.0), rr.metrics[d][metric]) for d in depths]
             if not pts:
                 continue
             groups.setdefault((hw_id(r), experiment(r)), []).extend(pts)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], ls="none",
                     marker=st.marker[hw_id(r)], color=st.color[rr.name],
                     label=st.label(r, rr.name))
-            for d, (x, y) in zip(sorted(lat, key=int), pts):
+            for d, (x, y) in zip(depths, pts):
                 ax.annotate(f"d={d}", (x, y), textcoords="offset points", xytext=(4, 4),
                             fontsize=7)
+        fs_q = r.first_stage.metrics.get(metric)
+        key = (hw_id(r), experiment(r))
+        if fs_q is not None and key in groups:
+            baselines.append((r, key, fs_ms, fs_q))
     if not groups:
         return None
+    for r, key, fs_ms, fs_q in baselines:
+        x = fs_ms if fs_ms else min(p[0] for p in groups[key]) / 2
+        groups[key].append((x, fs_q))
+        note = "" if fs_ms else ", latency not timed"
+        ax.plot([x], [fs_q], ls="none", marker="X", ms=9, color="grey",
+                label=st.label(r, f"{r.first_stage.name} (first stage alone{note})"))
+        ax.annotate("d=0", (x, fs_q), textcoords="offset points", xytext=(4, -10), fontsize=7)
     styles = ["-", "-.", ":", "--"]
     for i, ((hw, exp), pts) in enumerate(groups.items()):
         front = pareto_front(pts)
@@ -180,9 +197,11 @@ def quality_vs_latency(results: Sequence[Results], path: Path) -> Path | None:
                 lw=1, alpha=0.6, ls=styles[i % len(styles)], label=label)
     ax.set_xscale("log")
     ax.grid(True, which="both", alpha=0.3)
-    ax.set_xlabel("rerank latency per query (ms, p50, log scale)")
+    timed_fs = any(fs_ms for _, _, fs_ms, _ in baselines)
+    ax.set_xlabel("latency per query (ms, p50"
+                  + (", first stage + rerank" if timed_fs else ", rerank") + ", log scale)")
     ax.set_ylabel(metric)
-    ax.set_title(f"{metric} vs rerank latency (every model and depth)")
+    ax.set_title(f"{metric} vs latency (every model and depth; d=0: first stage alone)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, path)

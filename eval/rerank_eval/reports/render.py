@@ -46,7 +46,7 @@ def build_blocks(results: Sequence[Results], plots: dict[str, Path],
     after the introduction."""
     setups = list(dict.fromkeys(hw_id(r) for r in results))
     b: list[Block | None] = [
-        *_introduction(results, setups), *lead,
+        *_introduction(results, setups), *_warnings(results), *lead,
         *_recommendation(results),
         *_images(plots, (("quality_vs_depth.png", "Quality vs rerank depth"),
                          ("latency_vs_depth.png", "Per-query rerank latency vs depth"),
@@ -69,12 +69,24 @@ def _introduction(results: Sequence[Results], setups: list[str]) -> list[Block |
              "metrics); nDCG graded. Ties: " + _or_unknown(conv.tie_order) + ".")]
 
 
+def _warnings(results: Sequence[Results]) -> list[Block | None]:
+    """What the reader must know first: rerankers failing their sanity probes, latency
+    figures measured on a loaded machine."""
+    warnings = tables.warnings(results)
+    return [("h2", "Warnings"), ("ul", warnings)] if warnings else []
+
+
 def _recommendation(results: Sequence[Results]) -> list[Block | None]:
     """The recommended depths (with each one's reasoning), then the output cut there."""
     b: list[Block | None] = [("h2", "Recommendation: which depth, on which hardware")]
     b.append(_table(tables.recommendation_frame(results),
                     "Smallest rerank depth within the tolerance of the best depth's quality "
-                    "(absolute), optionally under a latency budget. Per reranker and hardware."))
+                    "(absolute), optionally under a latency budget; depth 0 (the first stage "
+                    "alone) is a candidate, so 'don't rerank' when no depth beats it by more "
+                    "than the tolerance. vs first stage: difference in the metric and paired "
+                    "t-test p-value. truncated: share of the shortlist's pairs cut at "
+                    "max_length. A reranker failing its sanity probes gets none. Per reranker "
+                    "and hardware."))
     reasons = []
     for r in results:
         for rr in r.rerankers:
@@ -83,10 +95,12 @@ def _recommendation(results: Sequence[Results]) -> list[Block | None]:
                                + " ".join(rr.recommendation.reasoning))
     if reasons:
         b.append(("ul", reasons))
-    b.append(("h2", "Output cut at the recommended depth (rerank deep, keep few)"))
-    b.append(_table(tables.output_cut_frame(results),
-                    "Quality of the top k kept from the recommended depth's reranked list "
-                    "(metric@k: k = results kept; binary metrics at the relevance threshold)."))
+    cut = tables.output_cut_frame(results)
+    if not cut.empty:  # none when every advice is "don't rerank" or none
+        b.append(("h2", "Output cut at the recommended depth (rerank deep, keep few)"))
+        b.append(_table(cut, "Quality of the top k kept from the recommended depth's reranked "
+                        "list (metric@k: k = results kept; binary metrics at the relevance "
+                        "threshold)."))
     return b
 
 
@@ -108,7 +122,22 @@ def _quality_and_cost(results: Sequence[Results], setups: list[str]) -> list[Blo
     b: list[Block | None] = [("h2", "Quality per depth")]
     b.append(_table(tables.quality_frame(results),
                     "Mean over evaluated queries; metric@k cut at k ranks; below depth d the "
-                    "first-stage order continues. 'all setups': identical on every setup."))
+                    "first-stage order continues; depth 0 = the first stage alone. vs first "
+                    "stage: reranked minus first stage on the same queries, paired t-test p. "
+                    "'all setups': identical on every setup."))
+    context = tables.context_length_frame(results)
+    if not context.empty:
+        b.append(("h2", "Quality vs context length (max_lengths)"))
+        b.append(_table(context, "The shortlist scored once per max_length (query first, "
+                        "only the passage cut); truncated: share of pairs cut at that length; "
+                        "pairs/s of that bulk pass; p95 rerank latency per query."))
+    long_docs = tables.long_docs_frame(results)
+    if not long_docs.empty:
+        b.append(("h2", "Long documents (long_docs)"))
+        b.append(_table(long_docs, "Documents split into overlapping token windows, each "
+                        "window scored with the query and aggregated (maxp: max, sump: sum; "
+                        "firstp: first window only); pairs scored counts (query, window) "
+                        "pairs."))
     b.append(("h2", "Latency per query"))
     if len(setups) > 1:
         for stat in ("p50", "p95"):
@@ -120,7 +149,7 @@ def _quality_and_cost(results: Sequence[Results], setups: list[str]) -> list[Blo
                     f"query's top-d pairs. Sample: {_or_unknown(lat_cfg and lat_cfg.queries)} "
                     f"queries (seed {_or_unknown(lat_cfg and lat_cfg.seed)}), "
                     f"{_or_unknown(lat_cfg and lat_cfg.warmup)} warm-up "
-                    "queries excluded; the score cache is bypassed."))
+                    "queries excluded; the score cache is bypassed." + _sampling(results)))
     b.append(("h2", "Throughput of the bulk scoring pass"))
     b.append(_table(tables.throughput_frame(results),
                     (conv.throughput or "pairs scored / wall time of the bulk pass")
@@ -166,6 +195,20 @@ def _conventions(results: Sequence[Results]) -> list[Block | None]:
             ("ul", [f"source: {r.source or 'this run'} (hardware {hw_id(r)})"
                     for r in results]),
             ("p", f"Generated by rerank-eval {__version__}.")]
+
+
+def _sampling(results: Sequence[Results]) -> str:
+    """How long latency sampling took and whether it can be trusted, per reranker."""
+    parts = []
+    for r in results:
+        for rr in r.rerankers:
+            setup = rr.latency_setup
+            if setup is None or setup.seconds is None:
+                continue
+            trust = ("reliable" if setup.reliable else "UNRELIABLE: "
+                     + "; ".join(setup.unreliable_reasons or []))
+            parts.append(f"{rr.name}: sampled in {setup.seconds:.1f} s, {trust}")
+    return (" " + ". ".join(parts) + ".") if parts else ""
 
 
 def _or_unknown(value: Any) -> str:

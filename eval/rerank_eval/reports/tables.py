@@ -70,27 +70,35 @@ def hardware_frame(results: Sequence[Results]) -> pd.DataFrame:
 
 
 def quality_frame(results: Sequence[Results]) -> pd.DataFrame:
-    """Quality per system and depth; one row for all setups when they agree (to 1e-9)."""
+    """Quality per system and depth; one row for all setups when they agree (to 1e-9). The
+    first stage is the depth-0 row of every experiment; "vs first stage" is the
+    recommendation metric's difference and paired-test p-value."""
     metrics = metric_names(results)
     rows: dict[tuple, list[tuple[str, dict[str, float]]]] = {}
+    vs: dict[tuple, str] = {}
     for r in results:
         fs = r.first_stage
-        rows.setdefault((experiment(r), fs.name + " (first stage)", fs.depth), []).append(
+        rows.setdefault((experiment(r), fs.name + " (first stage)", 0), []).append(
             (hw_id(r), fs.metrics))
         for rr in r.rerankers:
             for depth, values in rr.metrics.items():
-                rows.setdefault((experiment(r), rr.name, int(depth)), []).append(
-                    (hw_id(r), values))
+                key = (experiment(r), rr.name, int(depth))
+                rows.setdefault(key, []).append((hw_id(r), values))
+                v = rr.vs_first_stage.get(depth)
+                if v is not None:
+                    vs[key] = f"{v.metric} " + _vs(v.difference, v.p_value)
     out = []
-    for (exp, system, depth), entries in rows.items():
+    for key, entries in rows.items():
+        exp, system, rerank_depth = key
         same = all(abs(v.get(m, 0) - entries[0][1].get(m, 0)) <= 1e-9
                    for _, v in entries for m in metrics)
         groups = [("all setups" if len(entries) > 1 else entries[0][0], entries[0][1])] if same \
             else entries
         for hw, values in groups:
-            out.append({"experiment": exp, "system": system, "rerank depth": depth,
+            out.append({"experiment": exp, "system": system, "rerank depth": rerank_depth,
                         "hardware": hw,
-                        **{m: _num(values.get(m), ".4f") for m in metrics}})
+                        **{m: _num(values.get(m), ".4f") for m in metrics},
+                        **({"vs first stage (Δ, p)": vs.get(key, "—")} if vs else {})})
     return pd.DataFrame(out)
 
 
@@ -163,6 +171,32 @@ def throughput_frame(results: Sequence[Results]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def truncated_share(pairs_truncated: int, pairs_scored: int, pairs_from_cache: int) -> str:
+    """Share of the shortlist's pairs (or windows) cut at max_length, as text."""
+    total = pairs_scored + pairs_from_cache
+    return "—" if not total else f"{pairs_truncated / total:.1%}"
+
+
+def _vs(diff: float | None, p: float | None) -> str:
+    if diff is None:
+        return "—"
+    return f"{diff:+.4f}" + ("" if p is None else f" (p={p:.3g})")
+
+
+def advice(rr: RerankerEntry) -> str:
+    """What to do, in words: rerank (at which depth and length), don't rerank, or none."""
+    rec = rr.recommendation
+    if rec is None:
+        return "—"
+    if rec.depth is None:
+        failed = rr.sanity is not None and rr.sanity.failed
+        return "none (fails sanity probes)" if failed else "none"
+    if rec.depth == 0:
+        return "don't rerank"
+    return f"rerank top {rec.depth}" + ("" if rec.max_length is None
+                                        else f" at max_length {rec.max_length}")
+
+
 def recommendation_frame(results: Sequence[Results]) -> pd.DataFrame:
     out = []
     for r in results:
@@ -173,14 +207,87 @@ def recommendation_frame(results: Sequence[Results]) -> pd.DataFrame:
             budget = rec.latency_budget_ms
             out.append({
                 "hardware": hw_id(r), "experiment": experiment(r), "system": rr.name,
+                "advice": advice(rr),
                 "recommended depth": "none" if rec.depth is None else str(rec.depth),
                 "metric": rec.metric, "value": _num(rec.quality, ".4f"),
+                "vs first stage (Δ, p)": _vs(rec.vs_first_stage, rec.p_value),
                 "best (depth)": f"{rec.best_quality:.4f} ({rec.best_depth})",
                 "tolerance": f"{rec.tolerance:g}",
                 "budget": "none" if budget is None else f"{budget:g} ms {rec.latency_stat}",
                 f"latency {rec.latency_stat} (ms)": _num(rec.latency_ms, ".1f"),
+                "truncated": truncated_share(rr.pairs_truncated, rr.pairs_scored,
+                                             rr.pairs_from_cache),
             })
     return pd.DataFrame(out)
+
+
+def context_length_frame(results: Sequence[Results]) -> pd.DataFrame:
+    """Rerankers with ``max_lengths``: quality per (length, depth), truncated share, pairs
+    scored, throughput and latency per length."""
+    out = []
+    for r in results:
+        metric = rec_metric(r)
+        for rr in r.rerankers:
+            for length, entry in (rr.by_max_length or {}).items():
+                t = entry.throughput
+                for depth in sorted(entry.metrics, key=int):
+                    lat = entry.latency_ms.get(depth)
+                    vs = entry.vs_first_stage.get(depth)
+                    out.append({
+                        "experiment": experiment(r), "hardware": hw_id(r), "system": rr.name,
+                        "max_length": length, "rerank depth": int(depth),
+                        metric: _num(entry.metrics[depth].get(metric), ".4f"),
+                        "vs first stage (Δ, p)": ("—" if vs is None
+                                                  else _vs(vs.difference, vs.p_value)),
+                        "truncated": truncated_share(entry.pairs_truncated, entry.pairs_scored,
+                                                     entry.pairs_from_cache),
+                        "pairs scored": str(entry.pairs_scored + entry.pairs_from_cache),
+                        "pairs/s": _num(t.pairs_per_s if t else None, ".1f"),
+                        "p95 (ms)": _num(lat.p95 if lat else None, ".1f"),
+                    })
+    return pd.DataFrame(out)
+
+
+def long_docs_frame(results: Sequence[Results]) -> pd.DataFrame:
+    """Rerankers scoring passages as windows (``long_docs``): documents, windows, pairs."""
+    out = []
+    for r in results:
+        for rr in r.rerankers:
+            ld = rr.long_docs
+            if ld is None:
+                continue
+            out.append({"experiment": experiment(r), "system": rr.name,
+                        "strategy": ld.strategy, "passage tokens": str(ld.passage_tokens),
+                        "stride": str(ld.stride), "documents scored": str(ld.documents),
+                        "documents split": str(ld.documents_split),
+                        "pairs scored (windows)": str(ld.windows),
+                        "truncated": truncated_share(rr.pairs_truncated, rr.pairs_scored,
+                                                     rr.pairs_from_cache)})
+    return pd.DataFrame(out)
+
+
+def warnings(results: Sequence[Results]) -> list[str]:
+    """What a reader must know before trusting a number: rerankers failing their sanity
+    probes (which, expected vs got) and latency measured on a machine that was loaded."""
+    out = []
+    for r in results:
+        for rr in r.rerankers:
+            s = rr.sanity
+            if s is not None and s.failed:
+                probes = "; ".join(
+                    f"'{p.query}': expected the relevant passage above the irrelevant one, got "
+                    f"{p.relevant_score:.4g} vs {p.irrelevant_score:.4g}"
+                    for p in s.inverted_probes)
+                out.append(f"{rr.name} FAILS its sanity probes ({s.inverted} of {s.probes} "
+                           "obvious pairs ranked the wrong way round: check label index, pair "
+                           "order and score sign, or the model is untrained); it gets no "
+                           "recommendation and its numbers should not be trusted."
+                           + (f" Inverted: {probes}." if probes else ""))
+            setup = rr.latency_setup
+            if setup is not None and setup.reliable is False:
+                out.append(f"{rr.name} on {hw_id(r)}: latency figures are unreliable: "
+                           + "; ".join(setup.unreliable_reasons or []) + ".")
+    return out
 
 
 def output_cut_frame(results: Sequence[Results]) -> pd.DataFrame:

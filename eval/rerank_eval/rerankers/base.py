@@ -10,16 +10,58 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import model_validator
 
-from rerank_eval.params import Params
+from rerank_eval.params import (
+    Params,
+    PositiveInt,
+    check_before,
+    field_error,
+    is_non_empty_list,
+)
+
+LONG_DOC_STRATEGIES = ("first", "firstp", "maxp", "sump")
 
 
 class RerankerParams(Params):
     """Base of a reranker kind's parameters: the keys of its ``rerankers:`` entry besides
     ``name`` and ``kind``."""
+
+
+class LongDocsConfig(Params):
+    """How a pointwise reranker scores passages longer than its window: ``first`` truncates
+    (the default), ``firstp`` scores the first window of ``passage_tokens`` tokens only,
+    ``maxp``/``sump`` score overlapping windows (a new one every ``stride`` tokens) and take
+    the max/sum of their scores."""
+
+    strategy: Literal["first", "firstp", "maxp", "sump"] = "first"
+    passage_tokens: PositiveInt = 256
+    """Passage tokens per window (the query and special tokens come on top)."""
+    stride: PositiveInt = 128
+    """Tokens between the starts of consecutive windows."""
+
+    @model_validator(mode="after")
+    def _stride_fits(self) -> LongDocsConfig:
+        if self.stride > self.passage_tokens:
+            raise field_error(f"{self.stride} exceeds passage_tokens {self.passage_tokens} "
+                              "(windows would skip text)", "stride")
+        return self
+
+
+class ContextParams(RerankerParams):
+    """Keys of pointwise rerankers that score a (query, passage) pair within a token window:
+    ``max_lengths`` (score the shortlist once per context length) and ``long_docs``."""
+
+    max_lengths: Annotated[list[PositiveInt] | None, check_before(
+        lambda v: v is None or is_non_empty_list(v),
+        "expected a non-empty list of token counts, e.g. [128, 256, 512]")] = None
+    """Also score the shortlist at each of these max_length values (quality, truncation,
+    latency and throughput per length; the recommendation picks depth and length)."""
+    long_docs: LongDocsConfig | None = None
+    """Passages longer than the window: first (truncate) | firstp | maxp | sump."""
 
 
 @dataclass
@@ -48,6 +90,9 @@ class Reranker:
     # or "sigmoid". Agreement between backends compares scores after mapping both to one
     # scale (``analysis.agreement``).
     score_transform: ClassVar[str] = "identity"
+    # Pointwise kinds with a token window declare ``max_lengths``/``long_docs`` support by
+    # taking ContextParams and implementing :meth:`passage_windows`.
+    supports_context: ClassVar[bool] = False
 
     def __init__(self, name: str, params: RerankerParams | Mapping[str, Any] | None = None, *,
                  base_dir: Path):
@@ -97,6 +142,17 @@ class Reranker:
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """Relevance scores for ``pairs`` in input order (float64)."""
         raise NotImplementedError
+
+    def variant(self, **updates: Any) -> Reranker:
+        """The same reranker with some params changed (e.g. ``max_length``), loaded anew."""
+        return type(self)(self.name, self.params.model_copy(update=updates),
+                          base_dir=self.base_dir)
+
+    def passage_windows(self, texts: Sequence[str], tokens: int, stride: int,
+                        first_only: bool = False) -> list[list[str]]:
+        """Each passage split into windows of ``tokens`` of this model's tokens, a new one
+        every ``stride`` (``supports_context`` kinds only)."""
+        raise NotImplementedError(f"{self.kind} does not split passages into windows")
 
     def close(self) -> None:
         """Free resources (models, sessions)."""

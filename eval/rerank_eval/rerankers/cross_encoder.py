@@ -26,7 +26,7 @@ from rerank_eval.models import (
     resolve_model,
 )
 from rerank_eval.params import NonEmptyStr, NonNegativeInt, PositiveInt, check_before
-from rerank_eval.rerankers.base import Reranker, RerankerParams
+from rerank_eval.rerankers.base import ContextParams, Reranker
 
 HEAD_MODULES = ("pooler", "classifier", "score")  # Hugging Face names of the scoring head
 
@@ -69,7 +69,7 @@ AutoOrBool = Annotated[Literal["auto", True, False], check_before(
     lambda v: v == "auto" or isinstance(v, bool), "expected auto, true or false, got {value}")]
 
 
-class CrossEncoderParams(RerankerParams):
+class CrossEncoderParams(ContextParams):
     """``kind: cross-encoder``: any Hugging Face sequence-classification checkpoint."""
 
     model: NonEmptyStr
@@ -120,6 +120,7 @@ class CrossEncoder(Reranker):
     params: CrossEncoderParams
 
     score_params = ("max_length", "label_index", "score")
+    supports_context = True
 
     def __init__(self, name: str, params: CrossEncoderParams | Mapping[str, Any], *,
                  base_dir: Path):
@@ -335,6 +336,12 @@ class CrossEncoder(Reranker):
         """Queries longer than half the window (less the special tokens) are cut to it, so
         the passage keeps at least half: counted here, as ``pairs_truncated`` counts pairs."""
         return len(self.scorer.encoder.queries(list(queries)).cut)
+
+    def passage_windows(self, texts: Sequence[str], tokens: int, stride: int,
+                        first_only: bool = False) -> list[list[str]]:
+        from rerank_eval.engine.windows import passage_windows
+
+        return passage_windows(self.scorer.tokenizer, texts, tokens, stride, first_only)
 
     def latency_warmup_rounds(self) -> int:
         graphs = self.scorer.graphs

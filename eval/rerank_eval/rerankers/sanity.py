@@ -6,7 +6,7 @@ field; they show up here as inverted probes before any metric is trusted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rerank_eval.rerankers.base import Reranker
 
@@ -37,6 +37,8 @@ PROBES: list[tuple[str, str, str]] = [
 class SanityResult:
     probes: int
     inverted: int
+    # Each inverted probe: (query, relevant passage's score, irrelevant passage's score).
+    inverted_probes: list[tuple[str, float, float]] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -44,7 +46,9 @@ class SanityResult:
         return self.inverted * 2 > self.probes
 
     def as_dict(self) -> dict:
-        return {"probes": self.probes, "inverted": self.inverted, "failed": self.failed}
+        return {"probes": self.probes, "inverted": self.inverted, "failed": self.failed,
+                "inverted_probes": [{"query": q, "relevant_score": r, "irrelevant_score": i}
+                                    for q, r, i in self.inverted_probes]}
 
 
 def run_sanity_probes(reranker: Reranker) -> SanityResult:
@@ -53,5 +57,6 @@ def run_sanity_probes(reranker: Reranker) -> SanityResult:
     pairs = [(q, p) for q, rel, irr in PROBES for p in (rel, irr)]
     scores = reranker.score(pairs)
     reranker.stats.pairs_scored, reranker.stats.pairs_truncated = saved
-    inverted = sum(1 for i in range(len(PROBES)) if scores[2 * i] <= scores[2 * i + 1])
-    return SanityResult(probes=len(PROBES), inverted=inverted)
+    inverted = [(PROBES[i][0], float(scores[2 * i]), float(scores[2 * i + 1]))
+                for i in range(len(PROBES)) if scores[2 * i] <= scores[2 * i + 1]]
+    return SanityResult(probes=len(PROBES), inverted=len(inverted), inverted_probes=inverted)

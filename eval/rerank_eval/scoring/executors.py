@@ -136,7 +136,9 @@ class Executor:
     def measure_latency(self, reranker: Reranker, plan: LatencyPlan) -> list[dict[str, Any]]:
         """Per-query latency where this executor scores: here, in this process. Returns one
         ``{"where", "latency_ms", "hardware"?}`` per hardware setup measured."""
-        return [{"where": "this process", "latency_ms": time_latency_plan(reranker, plan)}]
+        timing = time_latency_plan(reranker, plan)
+        return [{"where": "this process", "latency_ms": timing.latency_ms,
+                 "conditions": timing.conditions}]
 
     def close(self) -> None:
         """Release workers (the local executor holds none)."""

@@ -12,16 +12,25 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import random
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 import numpy as np
 
 from rerank_eval.datasets import Dataset
-from rerank_eval.params import Int, NonNegativeInt, Params
+from rerank_eval.params import (
+    Int,
+    NonNegativeInt,
+    NonNegativeNumber,
+    Params,
+    PositiveInt,
+    check_before,
+    is_non_empty_list,
+)
 from rerank_eval.progress import Progress
 from rerank_eval.rerankers.base import Reranker
 from rerank_eval.runs import Run
@@ -37,6 +46,14 @@ class LatencyConfig(Params):
     warmup: NonNegativeInt = 3
     """Untimed calls before the timed ones."""
     seed: Int = 0
+    depths: Annotated[list[PositiveInt] | None, check_before(
+        lambda v: v is None or is_non_empty_list(v),
+        "expected a non-empty list of rerank depths, e.g. [10, 50]")] = None
+    """Time only these depths (each one of ``depths``; default: every depth)."""
+    repeats: PositiveInt = 5
+    """Times one probe is timed again to measure the spread of repeated timings."""
+    max_spread: NonNegativeNumber = 0.5
+    """Above this spread ((max - min) / median of the repeats) latency is flagged unreliable."""
 
 LATENCY_RULE = ("wall clock per query (one reranker.score call with the query's top-d pairs, "
                 "tokenization included, model always run: no score cache), warm-up excluded "
@@ -90,44 +107,126 @@ class LatencyPlan:
     candidates: dict[str, list[tuple[str, str]]]  # query id -> its top-max(depth) pairs
     depths: list[int]
     seed: int
+    repeats: int = 5
+    max_spread: float = 0.5
+    # With long_docs windows: per query, per depth, how many of ``candidates`` (window pairs)
+    # the top-d documents make. None: one pair per document.
+    cuts: dict[str, dict[int, int]] | None = None
+
+    def pairs(self, query: str, depth: int) -> list[tuple[str, str]]:
+        """The pairs one call at ``depth`` scores for ``query``."""
+        n = depth if self.cuts is None else self.cuts[query][depth]
+        return self.candidates[query][:n]
+
+
+@dataclass
+class LatencyTiming:
+    """What one latency measurement gives: per depth ``{p50, p95, p99, mean, queries,
+    pairs_per_query}`` (ms) and the conditions it ran under (see :func:`machine_conditions`),
+    with ``reliable`` False and the reasons when the figures should not be trusted."""
+
+    latency_ms: dict[str, dict[str, float | int | None]]
+    conditions: dict[str, Any] = field(default_factory=dict)
+
+
+def busy_cores(samples: int = 10, interval_s: float = 0.1) -> float | None:
+    """Mean number of runnable tasks other than this one over ``samples`` reads of
+    /proc/loadavg (None where it does not exist). Why not the load average alone: right after
+    the bulk pass it still counts this run's own scoring threads for a minute."""
+    values = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg", encoding="ascii") as f:
+                running = int(f.read().split()[3].split("/")[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        values.append(max(0, running - 1))  # this thread, reading the file, is runnable
+        if i + 1 < samples:
+            time.sleep(interval_s)
+    return float(np.mean(values))
+
+
+def machine_conditions(busy: float | None, load_avg_1m: float | None, cores: int,
+                       repeat_ms: Sequence[float], max_spread: float) -> dict[str, Any]:
+    """Whether latency figures can be trusted: unreliable when other tasks keep more than
+    half the cores busy before timing (``busy``, else the 1-minute load average), or when one
+    probe timed ``len(repeat_ms)`` times spreads ((max - min) / median) over ``max_spread``."""
+    reasons = []
+    load = busy if busy is not None else load_avg_1m
+    what = "runnable tasks of other processes" if busy is not None else "1-minute load average"
+    if load is not None and load > cores / 2:
+        reasons.append(f"the machine was loaded before timing: {what} {load:.1f} on {cores} "
+                       f"cores (more than half)")
+    spread = None
+    if len(repeat_ms) >= 2:
+        arr = np.asarray(repeat_ms, dtype=float)
+        median = float(np.median(arr))
+        spread = float((arr.max() - arr.min()) / median) if median > 0 else 0.0
+        if spread > max_spread:
+            reasons.append(f"one probe timed {len(arr)} times spread {spread:.0%} "
+                           f"({arr.min():.1f}-{arr.max():.1f} ms; threshold {max_spread:.0%})")
+    return {"load_avg_1m": load_avg_1m, "busy_cores_before": busy, "cores": cores,
+            "probe_spread": spread, "reliable": not reasons, "unreliable_reasons": reasons}
 
 
 def latency_plan(dataset: Dataset, shortlist: Run, depths: Sequence[int],
-                 cfg: LatencyConfig) -> LatencyPlan | None:
-    """The seeded query sample and its candidate pairs; None when latency is off."""
+                 cfg: LatencyConfig, windows: Mapping[str, list[str]] | None = None
+                 ) -> LatencyPlan | None:
+    """The seeded query sample and its candidate pairs; None when latency is off.
+    ``windows`` (doc id -> window texts, with long_docs) replaces each document by its
+    windows, so a call at depth d scores the top-d documents' windows."""
     if cfg.queries <= 0:
         return None
     eligible = [q for q, docs in shortlist.ranking.items() if docs]
     warm, sample = _sample(eligible, cfg)
-    deepest = max(depths)
-    candidates = {q: [(dataset.queries[q], dataset.corpus[d])
-                      for d in shortlist.ranking[q][:deepest]] for q in {*warm, *sample}}
-    return LatencyPlan(warm, sample, candidates, list(depths), cfg.seed)
+    timed = [d for d in depths if cfg.depths is None or d in cfg.depths]
+    deepest = max(timed)
+    queries = {*warm, *sample}
+    if windows is None:
+        candidates = {q: [(dataset.queries[q], dataset.corpus[d])
+                          for d in shortlist.ranking[q][:deepest]] for q in queries}
+        return LatencyPlan(warm, sample, candidates, timed, cfg.seed, repeats=cfg.repeats,
+                           max_spread=cfg.max_spread)
+    candidates, cuts = {}, {}
+    for q in queries:
+        docs = shortlist.ranking[q][:deepest]
+        candidates[q] = [(dataset.queries[q], w) for d in docs for w in windows[d]]
+        cuts[q] = {depth: sum(len(windows[d]) for d in docs[:depth]) for depth in timed}
+    return LatencyPlan(warm, sample, candidates, timed, cfg.seed, repeats=cfg.repeats,
+                       max_spread=cfg.max_spread, cuts=cuts)
 
 
-def time_latency_plan(reranker: Reranker, plan: LatencyPlan
-                      ) -> dict[str, dict[str, float | int | None]]:
-    """``{depth: {p50, p95, p99, mean, queries, pairs_per_query}}`` in milliseconds."""
+def time_latency_plan(reranker: Reranker, plan: LatencyPlan) -> LatencyTiming:
+    """Per depth ``{p50, p95, p99, mean, queries, pairs_per_query}`` in milliseconds, and the
+    machine's conditions: its load just before timing and the spread of one probe (the first
+    sampled query at the deepest depth) timed ``plan.repeats`` times after the warm-up."""
+    started = time.perf_counter()
+    busy = busy_cores()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     rng = random.Random(plan.seed + 1)
     saved = copy.deepcopy(reranker.stats)
     timings: dict[int, list[float]] = {d: [] for d in plan.depths}
     pairs_seen: dict[int, list[int]] = {d: [] for d in plan.depths}
     shapes = [q for _ in range(reranker.latency_warmup_rounds()) for q in plan.sample]
     warmup = plan.warmup + shapes
-    calls = (len(warmup) + len(plan.sample)) * len(plan.depths)
+    repeat = plan.sample[:1] * plan.repeats if plan.sample else []
+    repeat_ms: list[float] = []
+    calls = (len(warmup) + len(plan.sample)) * len(plan.depths) + len(repeat)
     bar = Progress(f"{reranker.name}: latency probes", calls, unit="calls", logger=logger)
     try:
-        for phase, queries in (("warmup", warmup), ("measure", plan.sample)):
+        for phase, queries in (("warmup", warmup), ("repeat", repeat),
+                               ("measure", plan.sample)):
+            if phase == "repeat":
+                for q in queries:
+                    repeat_ms.append(_time_call(reranker, plan.pairs(q, max(plan.depths))))
+                    bar.update()
+                continue
             for q in queries:
                 order = list(plan.depths)
                 rng.shuffle(order)
                 for depth in order:
-                    pairs = plan.candidates[q][:depth]
-                    _sync()
-                    t0 = time.perf_counter()
-                    reranker.score(pairs)
-                    _sync()
-                    elapsed = (time.perf_counter() - t0) * 1000.0
+                    pairs = plan.pairs(q, depth)
+                    elapsed = _time_call(reranker, pairs)
                     if phase == "measure":
                         timings[depth].append(elapsed)
                         pairs_seen[depth].append(len(pairs))
@@ -138,9 +237,25 @@ def time_latency_plan(reranker: Reranker, plan: LatencyPlan
     finally:
         bar.abort()  # an interrupted measurement: the bar goes, no summary line
         reranker.stats = saved
-    return {str(d): {**latency_summary(timings[d]),
-                     "pairs_per_query": float(np.mean(pairs_seen[d])) if pairs_seen[d] else 0.0}
-            for d in plan.depths}
+    conditions = machine_conditions(busy, load, os.cpu_count() or 1, repeat_ms,
+                                    plan.max_spread)
+    conditions["seconds"] = time.perf_counter() - started
+    for reason in conditions["unreliable_reasons"]:
+        # INFO, not WARNING: a busy machine is not a fault of the run; the report flags it.
+        logger.info(f"{reranker.name}: latency figures are unreliable: {reason}")
+    return LatencyTiming(
+        {str(d): {**latency_summary(timings[d]),
+                  "pairs_per_query": float(np.mean(pairs_seen[d])) if pairs_seen[d] else 0.0}
+         for d in plan.depths}, conditions)
+
+
+def _time_call(reranker: Reranker, pairs: list[tuple[str, str]]) -> float:
+    """One scoring call's wall time in milliseconds (CUDA synchronized around it)."""
+    _sync()
+    t0 = time.perf_counter()
+    reranker.score(pairs)
+    _sync()
+    return (time.perf_counter() - t0) * 1000.0
 
 
 def measure_rerank_latency(
@@ -149,7 +264,7 @@ def measure_rerank_latency(
 ) -> dict[str, dict[str, float | int | None]]:
     """Latency of ``reranker`` in this process (see ``time_latency_plan``); {} when off."""
     plan = latency_plan(dataset, shortlist, depths, cfg)
-    return {} if plan is None else time_latency_plan(reranker, plan)
+    return {} if plan is None else time_latency_plan(reranker, plan).latency_ms
 
 
 def measure_first_stage_latency(

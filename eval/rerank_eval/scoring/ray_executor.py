@@ -39,7 +39,7 @@ from rerank_eval.rerankers.base import Reranker, RerankerParams
 from rerank_eval.runs import Run
 from rerank_eval.scoring.cache import ScoreCache
 from rerank_eval.scoring.executors import Executor, ExecutorConfig
-from rerank_eval.scoring.latency import LatencyPlan, time_latency_plan
+from rerank_eval.scoring.latency import LatencyPlan, LatencyTiming, time_latency_plan
 from rerank_eval.scoring.shortlist import (
     PAIRS_PER_CHUNK,
     CacheView,
@@ -86,7 +86,7 @@ class ScoringWorker:
         """This worker's hardware fingerprint (its id groups workers for latency), and host."""
         return {**hardware_fingerprint(), "host": self.host}
 
-    def time_latency(self, plan: LatencyPlan) -> dict[str, Any]:
+    def time_latency(self, plan: LatencyPlan) -> LatencyTiming:
         """Per-query latency of this worker's reranker on ``plan`` (single requests)."""
         return time_latency_plan(self.reranker, plan)
 
@@ -355,8 +355,9 @@ class RayExecutor(Executor):
         measured = []
         for actor, hw in by_id.values():
             where = f"ray worker on {hw['host']}"
-            measured.append({"where": where, "hardware": hw,
-                             "latency_ms": ray.get(actor.time_latency.remote(plan))})
+            timing = ray.get(actor.time_latency.remote(plan))
+            measured.append({"where": where, "hardware": hw, "latency_ms": timing.latency_ms,
+                             "conditions": timing.conditions})
         return measured
 
     def _start(self, slot: int, reranker: Reranker) -> None:
