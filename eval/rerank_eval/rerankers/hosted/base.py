@@ -18,7 +18,6 @@ import json
 import logging
 import math
 import os
-import random
 import threading
 import time
 import unicodedata
@@ -52,6 +51,7 @@ from rerank_eval.rerankers.hosted.response import (
     scrub_secret,
     validate_scores,
 )
+from rerank_eval.rerankers.hosted.retry import Backoff, GaveUp, RetryLoop
 from rerank_eval.rerankers.hosted.transport import (
     Reply,
     Retryable,
@@ -205,10 +205,11 @@ class HostedReranker(Reranker):
         self.limiter = RateLimiter(p.requests_per_minute, p.tokens_per_minute)
         self.transport = Transport(self.base_url, self.timeout_s)
         self._executor: ThreadPoolExecutor | None = None
-        self._rng = random.Random()
         self._lock = threading.Lock()
         self._usage: Counter[str] = Counter()
         self._retry_reasons: Counter[str] = Counter()
+        self._retries = RetryLoop(self.limiter, Backoff(self.backoff_base_s, self.backoff_max_s),
+                                  self.max_retries, self._lock, self._usage, self._retry_reasons)
         self._latency_ms: list[float] = []
         self._waits: list[tuple[float, float]] = []  # (start, end) of waiting out failures
         self._requests = 0
@@ -394,55 +395,37 @@ class HostedReranker(Reranker):
         est_tokens = math.ceil((len(chunk.query) * len(chunk.passages)
                                 + sum(len(p) for p in chunk.passages)) / CHARS_PER_TOKEN)
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        attempts = self.max_retries + 1
-        last = ""
-        failing_since: float | None = None  # start of the first failed attempt in a row
-        for attempt in range(attempts):
-            self.limiter.acquire(est_tokens)
-            retry_after = None
-            started = time.monotonic()
-            try:
-                reply = self.transport.post_json(self.request_path(), payload, headers)
-                body = self._accept(reply, label)
-            except Retryable as e:
-                last, retry_after = str(e), e.retry_after
-                failing_since = started if failing_since is None else failing_since
-                with self._lock:
-                    self._usage["attempts"] += 1
-                    self._retry_reasons[e.reason] += 1
-            else:
-                with self._lock:
-                    self._usage["attempts"] += 1
-                    self._usage["requests"] += 1
-                    self._usage["documents"] += len(chunk.passages)
-                    self._latency_ms.append(reply.latency_s * 1000)
-                    usage = self.usage_of(body)
-                    if not usage:
-                        self._usage["requests_without_usage"] += 1
-                    for k, v in usage.items():
-                        # typeshed's Counter is int-valued; billed units may be floats
-                        self._usage[k] += v  # type: ignore[assignment]
-                    if failing_since is not None:
-                        self._waits.append((failing_since, started))
-                return self.scores_of(body, len(chunk.passages), label)
-            if attempt + 1 < attempts:
-                with self._lock:
-                    self._usage["retries"] += 1
-                self.sleep(self._backoff(attempt, retry_after))
-        since = time.monotonic() if failing_since is None else failing_since
-        spent = time.monotonic() - since
-        with self._lock:
-            self._waits.append((since, since + spent))
-        raise HostedAPIError(
-            f"{label}: gave up after {attempts} attempts over {spent:.1f} s; last: "
-            f"{self._scrub(last)} (to keep trying longer, raise max_retries, now "
-            f"{self.max_retries}, or backoff_max_s, now {self.backoff_max_s:g} s)")
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        """Exponential backoff with jitter; never shorter than the server's Retry-After."""
-        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** attempt)
-        delay = ceiling / 2 + self._rng.uniform(0, ceiling / 2)
-        return max(delay, retry_after or 0.0)
+        def send() -> tuple[Reply, dict[str, Any]]:
+            reply = self.transport.post_json(self.request_path(), payload, headers)
+            return reply, self._accept(reply, label)
+
+        try:
+            done = self._retries.run(send, est_tokens, self.sleep)
+        except GaveUp as e:
+            since = time.monotonic() if e.failing_since is None else e.failing_since
+            spent = time.monotonic() - since
+            with self._lock:
+                self._waits.append((since, since + spent))
+            raise HostedAPIError(
+                f"{label}: gave up after {e.attempts} attempts over {spent:.1f} s; last: "
+                f"{self._scrub(e.last)} (to keep trying longer, raise max_retries, now "
+                f"{self.max_retries}, or backoff_max_s, now {self.backoff_max_s:g} s)") from None
+        reply, body = done.value
+        with self._lock:
+            self._usage["attempts"] += 1
+            self._usage["requests"] += 1
+            self._usage["documents"] += len(chunk.passages)
+            self._latency_ms.append(reply.latency_s * 1000)
+            usage = self.usage_of(body)
+            if not usage:
+                self._usage["requests_without_usage"] += 1
+            for k, v in usage.items():
+                # typeshed's Counter is int-valued; billed units may be floats
+                self._usage[k] += v  # type: ignore[assignment]
+            if done.failing_since is not None:
+                self._waits.append((done.failing_since, done.started))
+        return self.scores_of(body, len(chunk.passages), label)
 
     def _accept(self, reply: Reply, label: str) -> dict[str, Any]:
         """A 200 with a JSON object, or Retryable (429/5xx/408/broken JSON), or a fatal error."""
