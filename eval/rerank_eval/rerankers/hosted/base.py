@@ -35,15 +35,14 @@ from pydantic import field_validator, model_validator
 from rerank_eval.errors import InputError
 from rerank_eval.params import (
     NonEmptyStr,
-    NonNegativeInt,
     NonNegativeNumber,
     PositiveInt,
-    PositiveNumber,
     Str,
     field_error,
 )
 from rerank_eval.progress import Progress
-from rerank_eval.rerankers.base import Reranker, RerankerParams
+from rerank_eval.rerankers.base import Reranker
+from rerank_eval.rerankers.hosted.params import TransportParams, check_http_url
 from rerank_eval.rerankers.hosted.ratelimit import RateLimiter
 from rerank_eval.rerankers.hosted.response import (
     HostedAPIError,
@@ -69,7 +68,7 @@ USAGE_KEYS: dict[str, str | None] = {"search_units": "search_units", "tokens": "
 CHARS_PER_TOKEN = 4  # estimate for the client-side tokens/min limit (providers bill real counts)
 
 
-class HostedParams(RerankerParams):
+class HostedParams(TransportParams):
     """Keys every hosted provider takes; a provider's model sets its defaults (model,
     base_url, api_key_env) and the class facts below, and may add keys of its own."""
 
@@ -83,25 +82,8 @@ class HostedParams(RerankerParams):
     """The provider's model name."""
     base_url: Str
     """Scheme and host (the provider's path is appended); http only for loopback."""
-    api_key_env: NonEmptyStr | None
-    """The environment variable holding the API key (never the key itself); null only for
-    self-hosted servers that take no key."""
     max_docs_per_request: PositiveInt = 1000
     """Candidates per request, at most the provider's cap."""
-    timeout_s: PositiveNumber = 60.0
-    """Seconds for a whole request, from connecting to the last byte of the answer (a deadline,
-    not a limit per socket read)."""
-    max_retries: NonNegativeInt = 7
-    """Retries of 429/5xx/timeouts/refused connections (Retry-After is honoured). The default
-    keeps trying for at least a minute (backoff 1, 2, 4, ... s, capped at backoff_max_s), long
-    enough to ride out a routine server restart."""
-    backoff_base_s: PositiveNumber = 1.0
-    backoff_max_s: PositiveNumber = 60.0
-    requests_per_minute: PositiveInt | None = None
-    """Client-side limit (none: unlimited)."""
-    tokens_per_minute: PositiveInt | None = None
-    concurrency: PositiveInt = 4
-    """Requests in flight."""
     price: dict[str, NonNegativeNumber] | None = None
     """USD per billed unit, for cost_usd in results.json: {per_1k_search_units: X} or
     {per_1m_tokens: X}, as the provider bills."""
@@ -109,9 +91,7 @@ class HostedParams(RerankerParams):
     @field_validator("base_url", mode="after")
     @classmethod
     def _check_base_url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise field_error(f"expected http(s)://host[:port], got {url!r}")
+        check_http_url(url)
         return url
 
     @field_validator("price", mode="after")
