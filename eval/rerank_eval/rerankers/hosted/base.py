@@ -14,7 +14,6 @@ counts the queries whose candidates were spread over several requests, and a
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -46,17 +45,15 @@ from rerank_eval.rerankers.hosted.params import TransportParams, check_http_url
 from rerank_eval.rerankers.hosted.ratelimit import RateLimiter
 from rerank_eval.rerankers.hosted.response import (
     HostedAPIError,
-    provider_message,
     scrub_secret,
     validate_scores,
 )
 from rerank_eval.rerankers.hosted.retry import Backoff, GaveUp, RetryLoop
 from rerank_eval.rerankers.hosted.transport import (
     Reply,
-    Retryable,
     Transport,
+    accept_json,
     is_loopback,
-    parse_retry_after,
 )
 
 logger = logging.getLogger(__name__)
@@ -409,24 +406,8 @@ class HostedReranker(Reranker):
 
     def _accept(self, reply: Reply, label: str) -> dict[str, Any]:
         """A 200 with a JSON object, or Retryable (429/5xx/408/broken JSON), or a fatal error."""
-        status = reply.status
-        if status == 429 or status == 408 or status >= 500:
-            raise Retryable(f"HTTP {status}", provider_message(reply.body, self._api_key),
-                            parse_retry_after(reply.headers.get("Retry-After")))
-        if status != 200:
-            raise HostedAPIError(f"{label}: HTTP {status} from {self.endpoint}: "
-                                 f"{provider_message(reply.body, self._api_key)}")
-        try:
-            body = json.loads(reply.body)
-        except (UnicodeDecodeError, ValueError):
-            raise Retryable("invalid JSON body",
-                            f"{len(reply.body)} bytes that do not parse") from None
-        if self.bare_list and isinstance(body, list):
-            body = {self.results_key: body}
-        if not isinstance(body, dict):
-            raise HostedAPIError(f"{label}: response is {type(body).__name__}, "
-                                 "not a JSON object")
-        return body
+        return accept_json(reply, label, self.endpoint, self._api_key,
+                           self.results_key if self.bare_list else None)
 
     def _scrub(self, text: str) -> str:
         return scrub_secret(text, self._api_key)

@@ -9,7 +9,6 @@ every message; on a loopback ``base_url`` (a local vLLM) it is optional.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -23,14 +22,13 @@ from urllib.parse import urlsplit
 from rerank_eval.errors import InputError
 from rerank_eval.rerankers.hosted.base import CHARS_PER_TOKEN
 from rerank_eval.rerankers.hosted.ratelimit import RateLimiter
-from rerank_eval.rerankers.hosted.response import HostedAPIError, provider_message
+from rerank_eval.rerankers.hosted.response import HostedAPIError
 from rerank_eval.rerankers.hosted.retry import Backoff, GaveUp, RetryLoop
 from rerank_eval.rerankers.hosted.transport import (
     Reply,
-    Retryable,
     Transport,
+    accept_json,
     is_loopback,
-    parse_retry_after,
 )
 from rerank_eval.rerankers.listwise.template import Message
 
@@ -114,22 +112,7 @@ class ChatBackend:
         return Completion(text, tokens_in, tokens_out, reply.latency_s * 1000)
 
     def _accept(self, reply: Reply, label: str) -> dict[str, Any]:
-        status = reply.status
-        if status in (408, 429) or status >= 500:
-            raise Retryable(f"HTTP {status}", self._scrub(provider_message(reply.body)),
-                            parse_retry_after(reply.headers.get("Retry-After")))
-        if status != 200:
-            raise HostedAPIError(f"{label}: HTTP {status} from {self.endpoint}: "
-                                 f"{self._scrub(provider_message(reply.body))}")
-        try:
-            body = json.loads(reply.body)
-        except (UnicodeDecodeError, ValueError):
-            raise Retryable("invalid JSON body",
-                            f"{len(reply.body)} bytes that do not parse") from None
-        if not isinstance(body, dict):
-            raise HostedAPIError(f"{label}: response is {type(body).__name__}, "
-                                 "not a JSON object")
-        return body
+        return accept_json(reply, label, self.endpoint, self._api_key)
 
     @staticmethod
     def _read(body: dict[str, Any], label: str) -> tuple[str, int | None, int | None]:
