@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from rerank_eval.errors import InputError
 from rerank_eval.params import Params
 
 
@@ -97,6 +98,22 @@ class Reranker:
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """Relevance scores for ``pairs`` in input order (float64)."""
         raise NotImplementedError
+
+    def _score_local(self, scorer: Any, pairs: Sequence[tuple[str, str]],
+                     dtype: object) -> np.ndarray:
+        """A local model's scores of ``pairs`` through ``scorer`` (``score(pairs)`` returning
+        scores and the number truncated; ``last_truncated``), counted in ``stats``; refused
+        when any is not finite (the model overflows ``dtype``)."""
+        scores, truncated = scorer.score(pairs)
+        if not np.isfinite(scores).all():
+            raise InputError(
+                f"rerankers[{self.name}].dtype: {dtype} gave non-finite scores "
+                f"for {int((~np.isfinite(scores)).sum())} of {len(pairs)} pairs (the model "
+                "overflows this precision); use dtype: bfloat16 or float32")
+        self.last_truncated = scorer.last_truncated
+        self.stats.pairs_scored += len(pairs)
+        self.stats.pairs_truncated += truncated
+        return scores
 
     def close(self) -> None:
         """Free resources (models, sessions)."""
