@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from collections import deque
-from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from fake_http import FakeJSONServer
 
 ANSWER_FAULTS = {"duplicate", "out_of_range", "missing", "prose", "think"}
 HTTP_FAULTS = {"429", "500", "timeout"}
@@ -24,7 +24,7 @@ _QUERY = re.compile(r"Search Query: (.*)\.\nRank the \d+ passages", re.DOTALL)
 _PASSAGE = re.compile(r"^\[(\d+)\] (.*)$", re.DOTALL)
 
 
-class FakeChatServer:
+class FakeChatServer(FakeJSONServer):
     """``grades(query_text, passage_text) -> grade`` decides the oracle's order (ties keep
     the input order); every request is recorded in ``requests``."""
 
@@ -37,56 +37,14 @@ class FakeChatServer:
         self.faults: deque[str] = deque()
         self.requests: list[dict[str, Any]] = []
         self.answered: list[str] = []  # the answer text of every 200
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:  # noqa: N802 (http.server API)
-                server._handle(self)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
-                                       daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        super().__init__()
 
     def fail_next(self, *faults: str) -> None:
         assert set(faults) <= ANSWER_FAULTS | HTTP_FAULTS, faults
         with self.lock:
             self.faults.extend(faults)
 
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def __enter__(self) -> FakeChatServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- handling --------------------------------------------------------------------------
-    def _send(self, h: BaseHTTPRequestHandler, status: int, body: Any,
-              headers: Mapping[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            h.send_header(k, v)
-        h.end_headers()
-        h.wfile.write(data)
-
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         raw = h.rfile.read(int(h.headers.get("Content-Length", 0)))
         try:

@@ -18,11 +18,12 @@ from __future__ import annotations
 import json
 import math
 import re
-import threading
 import time
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from fake_http import FakeJSONServer
 
 WORD = re.compile(r"[a-z0-9]+")
 
@@ -70,7 +71,7 @@ FAULTS = {"429", "500", "503", "timeout", "truncated", "bad_json", "bad_index", 
           "missing", "nan", "400", "echo_auth", "echo_key_401", "drip"}
 
 
-class FakeRerankServer:
+class FakeRerankServer(FakeJSONServer):
     def __init__(self, api_key: str, *, doc_cap: int = 1000, retry_after: str = "1",
                  hang_s: float = 1.0, delay_s: float = 0.0):
         self.api_key = api_key
@@ -89,28 +90,7 @@ class FakeRerankServer:
         self.max_in_flight = 0
         self.down_until = 0.0  # monotonic time until which every request is dropped unanswered
         self.outage_plan: tuple[int, float] | None = None  # (after n requests, for seconds)
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body are separate writes
-
-            def log_message(self, *args: Any) -> None:  # keep test output quiet
-                pass
-
-            def do_POST(self) -> None:  # noqa: N802 (http.server API)
-                server._handle(self)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
-                                       daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        super().__init__()
 
     def base_url(self, provider: str) -> str:
         return f"{self.url}/{provider}{SELF_HOSTED_BASE.get(provider, '')}"
@@ -132,25 +112,7 @@ class FakeRerankServer:
         with self.lock:
             self.outage_plan = (requests, seconds)
 
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
     # -- request handling ------------------------------------------------------------------
-    def _send(self, h: BaseHTTPRequestHandler, status: int, body: Any,
-              headers: dict[str, str] | None = None, raw: bytes | None = None) -> None:
-        data = raw if raw is not None else json.dumps(body).encode()
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            h.send_header(k, v)
-        h.end_headers()
-        h.wfile.write(data)
-        entry = getattr(h, "entry", None)
-        if entry is not None:
-            entry["status"] = status
-
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("Content-Length", 0))
         raw = h.rfile.read(length)

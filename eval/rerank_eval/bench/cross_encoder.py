@@ -37,13 +37,13 @@ from rerank_eval.bench.pairs import (
     SHORT,
     UNKNOWN,
     BenchPairs,
-    by_query,
+    Reference,
     dtype_name,
     hardware,
-    kendall_per_query,
-    ndcg10,
+    hardware_line,
     provenance,
-    sync,
+    speed,
+    time_rounds,
 )
 from rerank_eval.errors import InputError
 from rerank_eval.models import load_pretrained, quiet_transformers, resolve_dtype
@@ -139,7 +139,7 @@ def run_bench(
                        ref.head_untrained, ref.scorer.max_length, dev, Path(tmp))
             methods["peer"] = _peer_method(st, ref, bp.pairs, batch_size)
         _warm_up(methods, engines, st, bp.pairs, batch_size)
-        times, scores = _time_rounds(methods, rounds, dev, n)
+        times, scores = time_rounds(methods, rounds, dev, n, logger)
     return {
         "provenance": provenance(ref.model_path, argv),
         "hardware": hardware(),
@@ -253,27 +253,6 @@ def _warm_up(methods: dict[str, Callable[[], np.ndarray]], engines: dict[str, Cr
             st.predict(pairs[:batch_size], batch_size=batch_size, show_progress_bar=False)
 
 
-def _time_rounds(methods: dict[str, Callable[[], np.ndarray]], rounds: int,
-                 dev: torch.device, n: int
-                 ) -> tuple[dict[str, list[float]], dict[str, np.ndarray]]:
-    """Seconds per round of each method (the order rotates each round), and each method's
-    scores from its first round."""
-    names = list(methods)
-    times: dict[str, list[float]] = {m: [] for m in names}
-    scores: dict[str, np.ndarray] = {}
-    for r in range(rounds):
-        rotated = names[r % len(names):] + names[: r % len(names)]
-        for name in rotated:
-            sync(dev)
-            t0 = time.perf_counter()
-            values = methods[name]()
-            sync(dev)
-            times[name].append(time.perf_counter() - t0)
-            scores.setdefault(name, values)
-            logger.info(f"round {r + 1}/{rounds} {name:<22} {n / times[name][-1]:8.1f} pairs/s")
-    return times, scores
-
-
 def _method_results(bp: BenchPairs, times: dict[str, list[float]],
                     scores: dict[str, np.ndarray], engines: dict[str, CrossEncoder],
                     auto_name: str) -> dict[str, Any]:
@@ -281,29 +260,16 @@ def _method_results(bp: BenchPairs, times: dict[str, list[float]],
     fp32 engine."""
     n = len(bp.pairs)
     results: dict[str, Any] = {}
-    fp32 = scores["engine/fp32"]
-    ref_q = by_query(bp.keys, fp32)
-    ref_ndcg = ndcg10(bp, fp32)
+    fp32 = Reference(bp, scores["engine/fp32"])
     for name in times:
-        rates = [n / t for t in times[name]]
-        entry: dict[str, Any] = {"pairs_per_s": statistics.median(rates),
-                                 "rounds_pairs_per_s": rates}
-        if "peer" in times:
-            entry["x_peer"] = statistics.median(
-                tp / t for t, tp in zip(times[name], times["peer"]))
+        entry = speed(n, times, name)
         # The compiled engine is compared with the eager ceiling of the same dtype.
         ceiling = auto_name if name == "engine/auto+compile" else name
         ceiling = ceiling.replace("engine/", "ceiling/")
         if ceiling in times and ceiling != name:
             entry["x_ceiling"] = statistics.median(
                 tc / t for t, tc in zip(times[name], times[ceiling]))
-        taus = kendall_per_query(ref_q, by_query(bp.keys, scores[name]))
-        ndcg = ndcg10(bp, scores[name])
-        entry["fidelity_vs_fp32"] = {
-            "max_abs_diff": float(np.max(np.abs(scores[name] - fp32))),
-            "kendall_tau_mean": float(np.mean(taus)), "kendall_tau_min": float(np.min(taus)),
-            "ndcg10": ndcg, "ndcg10_diff": ndcg - ref_ndcg,
-        }
+        entry["fidelity_vs_fp32"] = fp32.fidelity(scores[name])
         if name.startswith("backend/"):
             r = engines[name].resolved
             entry["path"] = f"{r['backend']}/{r['dtype']} ({r['runtime']})"
@@ -332,10 +298,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"({st['pairs_truncated']} truncated to {st['max_length']} tokens)",
         f"model: {st['model']} (batch {st['batch_size']}, max_length {st['max_length']}, "
         f"device {st['device']}{', untrained head (seeded)' if st['head_untrained'] else ''})",
-        f"hardware: {hw['cpu_model']}, {hw['cores_available']} cores, {hw['threads_used']} "
-        f"torch threads, native bf16: {hw['cpu_native_bf16']}, torch {hw['torch']}"
-        + (f", GPU {hw['gpu_model']}" if hw.get("gpu_model") else "")
-        + (f", load avg {hw['load_avg_1m']:.1f}" if hw.get("load_avg_1m") is not None else ""),
+        hardware_line(hw),
         f"dtype auto -> {report['auto']['dtype']} ({report['auto']['method']}); "
         f"{st['rounds']} interleaved rounds, medians"
         + (f"; compile took {report['compile_s']:.1f} s" if report.get("compile_s") else ""),

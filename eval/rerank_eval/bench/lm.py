@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import statistics
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,13 +35,13 @@ import torch
 from rerank_eval.bench.pairs import (
     SHORT,
     BenchPairs,
-    by_query,
+    Reference,
     dtype_name,
     hardware,
-    kendall_per_query,
-    ndcg10,
+    hardware_line,
     provenance,
-    sync,
+    speed,
+    time_rounds,
 )
 from rerank_eval.engine.lm import CausalLMScorer
 from rerank_eval.models import resolve_dtype
@@ -151,43 +150,18 @@ def run_lm_bench(
     if "peer" in methods:
         card(sample)
     names = list(methods)
-    times: dict[str, list[float]] = {m: [] for m in names}
-    scores: dict[str, np.ndarray] = {}
-    for r in range(rounds):
-        rotated = names[r % len(names):] + names[: r % len(names)]
-        for name in rotated:
-            sync(base.device)
-            t0 = time.perf_counter()
-            values = methods[name]()
-            sync(base.device)
-            times[name].append(time.perf_counter() - t0)
-            scores.setdefault(name, values)
-            logger.info(f"round {r + 1}/{rounds} {name:<20} {n / times[name][-1]:8.2f} pairs/s")
+    times, scores = time_rounds(methods, rounds, base.device, n, logger, width=20, digits=2)
 
     reference = "peer" if "peer" in scores else "engine/fp32/full"
-    ref_scores = scores[reference]
-    ref_q = by_query(bp.keys, ref_scores)
-    ref_ndcg = ndcg10(bp, ref_scores)
+    ref_scores = Reference(bp, scores[reference])
     results: dict[str, Any] = {}
     for name in names:
-        rates = [n / t for t in times[name]]
-        entry: dict[str, Any] = {"pairs_per_s": statistics.median(rates),
-                                 "rounds_pairs_per_s": rates}
-        if "peer" in times:
-            entry["x_peer"] = statistics.median(
-                tp / t for t, tp in zip(times[name], times["peer"]))
+        entry = speed(n, times, name)
         if "/reuse" in name:
             full = name.split("/reuse")[0] + "/full"
             entry["x_full"] = statistics.median(
                 tf / t for t, tf in zip(times[name], times[full]))
-        taus = kendall_per_query(ref_q, by_query(bp.keys, scores[name]))
-        ndcg = ndcg10(bp, scores[name])
-        entry["fidelity_vs_fp32"] = {
-            "reference": reference,
-            "max_abs_diff": float(np.max(np.abs(scores[name] - ref_scores))),
-            "kendall_tau_mean": float(np.mean(taus)), "kendall_tau_min": float(np.min(taus)),
-            "ndcg10": ndcg, "ndcg10_diff": ndcg - ref_ndcg,
-        }
+        entry["fidelity_vs_fp32"] = {"reference": reference, **ref_scores.fidelity(scores[name])}
         if name in scorers:
             entry["path"] = scorers[name].path
         results[name] = entry
@@ -221,10 +195,7 @@ def format_lm_report(report: dict[str, Any]) -> str:
         f"{st['shared_prefix_tokens_mean']:.0f} shared with the query's other candidates)",
         f"model: {st['model']} (causal-lm, template {st['template']}, batch "
         f"{st['batch_size']}, device {st['device']}; peer: {st['peer']})",
-        f"hardware: {hw['cpu_model']}, {hw['cores_available']} cores, {hw['threads_used']} "
-        f"torch threads, native bf16: {hw['cpu_native_bf16']}, torch {hw['torch']}"
-        + (f", GPU {hw['gpu_model']}" if hw.get("gpu_model") else "")
-        + (f", load avg {hw['load_avg_1m']:.1f}" if hw.get("load_avg_1m") is not None else ""),
+        hardware_line(hw),
         f"dtype auto -> {report['auto']['dtype']}; {st['rounds']} interleaved rounds, medians",
         "",
     ]

@@ -4,9 +4,12 @@ ranking fidelity between two sets of scores (per-query Kendall tau, nDCG@10)."""
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import random
+import statistics
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,9 +70,73 @@ def hardware() -> dict[str, Any]:
     return {**hardware_fingerprint(), "cpu_native_bf16": cpu_has_native_bf16()}
 
 
+def hardware_line(hw: dict[str, Any]) -> str:
+    """The report's ``hardware:`` line."""
+    return (f"hardware: {hw['cpu_model']}, {hw['cores_available']} cores, {hw['threads_used']} "
+            f"torch threads, native bf16: {hw['cpu_native_bf16']}, torch {hw['torch']}"
+            + (f", GPU {hw['gpu_model']}" if hw.get("gpu_model") else "")
+            + (f", load avg {hw['load_avg_1m']:.1f}" if hw.get("load_avg_1m") is not None
+               else ""))
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
+
+
+def time_rounds(methods: dict[str, Callable[[], np.ndarray]], rounds: int,
+                dev: torch.device, n: int, log: logging.Logger, *, width: int = 22,
+                digits: int = 1
+                ) -> tuple[dict[str, list[float]], dict[str, np.ndarray]]:
+    """Seconds per round of each method (the order rotates each round), and each method's
+    scores from its first round. Each round is logged (method names padded to ``width``,
+    pairs/s with ``digits`` decimals)."""
+    names = list(methods)
+    times: dict[str, list[float]] = {m: [] for m in names}
+    scores: dict[str, np.ndarray] = {}
+    for r in range(rounds):
+        rotated = names[r % len(names):] + names[: r % len(names)]
+        for name in rotated:
+            sync(dev)
+            t0 = time.perf_counter()
+            values = methods[name]()
+            sync(dev)
+            times[name].append(time.perf_counter() - t0)
+            scores.setdefault(name, values)
+            log.info(f"round {r + 1}/{rounds} {name:<{width}} "
+                        f"{n / times[name][-1]:8.{digits}f} pairs/s")
+    return times, scores
+
+
+def speed(n: int, times: dict[str, list[float]], name: str) -> dict[str, Any]:
+    """A method's median pairs/s, its rounds, and its median speed-up over the peer."""
+    rates = [n / t for t in times[name]]
+    entry: dict[str, Any] = {"pairs_per_s": statistics.median(rates),
+                             "rounds_pairs_per_s": rates}
+    if "peer" in times:
+        entry["x_peer"] = statistics.median(
+            tp / t for t, tp in zip(times[name], times["peer"]))
+    return entry
+
+
+class Reference:
+    """The scores others are compared with, and :meth:`fidelity`: how far other scores rank
+    like them (max |difference|, per-query Kendall tau mean and min, nDCG@10 and its
+    difference to the reference's)."""
+
+    def __init__(self, bp: BenchPairs, scores: np.ndarray):
+        self.bp = bp
+        self.scores = scores
+        self.by_query = by_query(bp.keys, scores)
+        self.ndcg10 = ndcg10(bp, scores)
+
+    def fidelity(self, values: np.ndarray) -> dict[str, float]:
+        taus = kendall_per_query(self.by_query, by_query(self.bp.keys, values))
+        ndcg = ndcg10(self.bp, values)
+        return {"max_abs_diff": float(np.max(np.abs(values - self.scores))),
+                "kendall_tau_mean": float(np.mean(taus)),
+                "kendall_tau_min": float(np.min(taus)),
+                "ndcg10": ndcg, "ndcg10_diff": ndcg - self.ndcg10}
 
 
 def kendall_per_query(ref: dict[str, dict[str, float]],

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -148,6 +148,22 @@ class _PromptScorer:
     def _score_encoded(self, enc: EncodedPrompts):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _batches(self, enc: EncodedPrompts, *, left: bool
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The planned batches of ``enc``: each one's rows, its token ids padded with pad_id
+        to its longest prompt (on the left or the right) and its attention mask."""
+        lengths = enc.lengths()
+        for rows in plan_batches(lengths, self.batch_size, self.max_tokens_per_batch):
+            width = int(lengths[rows].max())
+            ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for r, i in enumerate(rows):
+                x = enc.ids(int(i))
+                span = slice(width - len(x), width) if left else slice(0, len(x))
+                ids[r, span] = x
+                mask[r, span] = 1
+            yield rows, ids, mask
+
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array).to(self.device)
 
@@ -200,15 +216,8 @@ class CausalLMScorer(_PromptScorer):
 
     # ------------------------------------------------------------------ full prompts
     def _score_full(self, enc: EncodedPrompts):
-        lengths = enc.lengths()
-        for rows in plan_batches(lengths, self.batch_size, self.max_tokens_per_batch):
-            width = int(lengths[rows].max())
-            ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for r, i in enumerate(rows):
-                x = enc.ids(int(i))
-                ids[r, width - len(x) :] = x  # left padding: the last position is real
-                mask[r, width - len(x) :] = 1
+        # left padding: the last position is real
+        for rows, ids, mask in self._batches(enc, left=True):
             positions = np.maximum(np.cumsum(mask, axis=1) - 1, 0)
             out = self.body(input_ids=self._tensor(ids), attention_mask=self._tensor(mask),
                             position_ids=self._tensor(positions), use_cache=False)
@@ -301,15 +310,7 @@ class Seq2SeqScorer(_PromptScorer):
         self.answer = [self.yes_id] + ([self.no_id] if self.no_id is not None else [])
 
     def _score_encoded(self, enc: EncodedPrompts):
-        lengths = enc.lengths()
-        for rows in plan_batches(lengths, self.batch_size, self.max_tokens_per_batch):
-            width = int(lengths[rows].max())
-            ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for r, i in enumerate(rows):
-                x = enc.ids(int(i))
-                ids[r, : len(x)] = x
-                mask[r, : len(x)] = 1
+        for rows, ids, mask in self._batches(enc, left=False):
             start = np.full((len(rows), 1), self.start_id, dtype=np.int64)
             out = self.model(input_ids=self._tensor(ids), attention_mask=self._tensor(mask),
                              decoder_input_ids=self._tensor(start), use_cache=False)

@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import model_validator
 
+from rerank_eval.errors import InputError
 from rerank_eval.params import (
     Params,
     PositiveInt,
@@ -153,6 +154,22 @@ class Reranker:
         """Each passage split into windows of ``tokens`` of this model's tokens, a new one
         every ``stride`` (``supports_context`` kinds only)."""
         raise NotImplementedError(f"{self.kind} does not split passages into windows")
+
+    def _score_local(self, scorer: Any, pairs: Sequence[tuple[str, str]],
+                     dtype: object) -> np.ndarray:
+        """A local model's scores of ``pairs`` through ``scorer`` (``score(pairs)`` returning
+        scores and the number truncated; ``last_truncated``), counted in ``stats``; refused
+        when any is not finite (the model overflows ``dtype``)."""
+        scores, truncated = scorer.score(pairs)
+        if not np.isfinite(scores).all():
+            raise InputError(
+                f"rerankers[{self.name}].dtype: {dtype} gave non-finite scores "
+                f"for {int((~np.isfinite(scores)).sum())} of {len(pairs)} pairs (the model "
+                "overflows this precision); use dtype: bfloat16 or float32")
+        self.last_truncated = scorer.last_truncated
+        self.stats.pairs_scored += len(pairs)
+        self.stats.pairs_truncated += truncated
+        return scores
 
     def close(self) -> None:
         """Free resources (models, sessions)."""

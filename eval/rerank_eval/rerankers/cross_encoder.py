@@ -321,16 +321,7 @@ class CrossEncoder(Reranker):
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         self._maybe_compile(self.scorer, len(pairs))
-        scores, truncated = self.scorer.score(pairs)
-        if not np.isfinite(scores).all():
-            raise InputError(
-                f"rerankers[{self.name}].dtype: {self.resolved['dtype']} gave non-finite scores "
-                f"for {int((~np.isfinite(scores)).sum())} of {len(pairs)} pairs (the model "
-                "overflows this precision); use dtype: bfloat16 or float32")
-        self.last_truncated = self.scorer.last_truncated
-        self.stats.pairs_scored += len(pairs)
-        self.stats.pairs_truncated += truncated
-        return scores
+        return self._score_local(self.scorer, pairs, self.resolved["dtype"])
 
     def queries_truncated(self, queries: Sequence[str]) -> int:
         """Queries longer than half the window (less the special tokens) are cut to it, so

@@ -180,16 +180,7 @@ class PromptedLM(Reranker):
                 "score": self.score_mode, "max_length": int(self.params.max_length)}
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        scores, truncated = self.scorer.score(pairs)
-        if not np.isfinite(scores).all():
-            raise InputError(
-                f"rerankers[{self.name}].dtype: {self.resolved['dtype']} gave non-finite scores "
-                f"for {int((~np.isfinite(scores)).sum())} of {len(pairs)} pairs (the model "
-                "overflows this precision); use dtype: bfloat16 or float32")
-        self.last_truncated = self.scorer.last_truncated
-        self.stats.pairs_scored += len(pairs)
-        self.stats.pairs_truncated += truncated
-        return scores
+        return self._score_local(self.scorer, pairs, self.resolved["dtype"])
 
     def preflight(self) -> None:
         check_model_available(self.model_path, self.field)

@@ -14,11 +14,9 @@ counts the queries whose candidates were spread over several requests, and a
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import random
 import threading
 import time
 import unicodedata
@@ -36,28 +34,26 @@ from pydantic import field_validator, model_validator
 from rerank_eval.errors import InputError
 from rerank_eval.params import (
     NonEmptyStr,
-    NonNegativeInt,
     NonNegativeNumber,
     PositiveInt,
-    PositiveNumber,
     Str,
     field_error,
 )
 from rerank_eval.progress import Progress
-from rerank_eval.rerankers.base import Reranker, RerankerParams
+from rerank_eval.rerankers.base import Reranker
+from rerank_eval.rerankers.hosted.params import TransportParams, check_http_url
 from rerank_eval.rerankers.hosted.ratelimit import RateLimiter
 from rerank_eval.rerankers.hosted.response import (
     HostedAPIError,
-    provider_message,
     scrub_secret,
     validate_scores,
 )
+from rerank_eval.rerankers.hosted.retry import Backoff, GaveUp, RetryLoop
 from rerank_eval.rerankers.hosted.transport import (
     Reply,
-    Retryable,
     Transport,
+    accept_json,
     is_loopback,
-    parse_retry_after,
 )
 
 logger = logging.getLogger(__name__)
@@ -69,7 +65,7 @@ USAGE_KEYS: dict[str, str | None] = {"search_units": "search_units", "tokens": "
 CHARS_PER_TOKEN = 4  # estimate for the client-side tokens/min limit (providers bill real counts)
 
 
-class HostedParams(RerankerParams):
+class HostedParams(TransportParams):
     """Keys every hosted provider takes; a provider's model sets its defaults (model,
     base_url, api_key_env) and the class facts below, and may add keys of its own."""
 
@@ -83,25 +79,8 @@ class HostedParams(RerankerParams):
     """The provider's model name."""
     base_url: Str
     """Scheme and host (the provider's path is appended); http only for loopback."""
-    api_key_env: NonEmptyStr | None
-    """The environment variable holding the API key (never the key itself); null only for
-    self-hosted servers that take no key."""
     max_docs_per_request: PositiveInt = 1000
     """Candidates per request, at most the provider's cap."""
-    timeout_s: PositiveNumber = 60.0
-    """Seconds for a whole request, from connecting to the last byte of the answer (a deadline,
-    not a limit per socket read)."""
-    max_retries: NonNegativeInt = 7
-    """Retries of 429/5xx/timeouts/refused connections (Retry-After is honoured). The default
-    keeps trying for at least a minute (backoff 1, 2, 4, ... s, capped at backoff_max_s), long
-    enough to ride out a routine server restart."""
-    backoff_base_s: PositiveNumber = 1.0
-    backoff_max_s: PositiveNumber = 60.0
-    requests_per_minute: PositiveInt | None = None
-    """Client-side limit (none: unlimited)."""
-    tokens_per_minute: PositiveInt | None = None
-    concurrency: PositiveInt = 4
-    """Requests in flight."""
     price: dict[str, NonNegativeNumber] | None = None
     """USD per billed unit, for cost_usd in results.json: {per_1k_search_units: X} or
     {per_1m_tokens: X}, as the provider bills."""
@@ -109,9 +88,7 @@ class HostedParams(RerankerParams):
     @field_validator("base_url", mode="after")
     @classmethod
     def _check_base_url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise field_error(f"expected http(s)://host[:port], got {url!r}")
+        check_http_url(url)
         return url
 
     @field_validator("price", mode="after")
@@ -205,10 +182,11 @@ class HostedReranker(Reranker):
         self.limiter = RateLimiter(p.requests_per_minute, p.tokens_per_minute)
         self.transport = Transport(self.base_url, self.timeout_s)
         self._executor: ThreadPoolExecutor | None = None
-        self._rng = random.Random()
         self._lock = threading.Lock()
         self._usage: Counter[str] = Counter()
         self._retry_reasons: Counter[str] = Counter()
+        self._retries = RetryLoop(self.limiter, Backoff(self.backoff_base_s, self.backoff_max_s),
+                                  self.max_retries, self._lock, self._usage, self._retry_reasons)
         self._latency_ms: list[float] = []
         self._waits: list[tuple[float, float]] = []  # (start, end) of waiting out failures
         self._requests = 0
@@ -394,76 +372,42 @@ class HostedReranker(Reranker):
         est_tokens = math.ceil((len(chunk.query) * len(chunk.passages)
                                 + sum(len(p) for p in chunk.passages)) / CHARS_PER_TOKEN)
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        attempts = self.max_retries + 1
-        last = ""
-        failing_since: float | None = None  # start of the first failed attempt in a row
-        for attempt in range(attempts):
-            self.limiter.acquire(est_tokens)
-            retry_after = None
-            started = time.monotonic()
-            try:
-                reply = self.transport.post_json(self.request_path(), payload, headers)
-                body = self._accept(reply, label)
-            except Retryable as e:
-                last, retry_after = str(e), e.retry_after
-                failing_since = started if failing_since is None else failing_since
-                with self._lock:
-                    self._usage["attempts"] += 1
-                    self._retry_reasons[e.reason] += 1
-            else:
-                with self._lock:
-                    self._usage["attempts"] += 1
-                    self._usage["requests"] += 1
-                    self._usage["documents"] += len(chunk.passages)
-                    self._latency_ms.append(reply.latency_s * 1000)
-                    usage = self.usage_of(body)
-                    if not usage:
-                        self._usage["requests_without_usage"] += 1
-                    for k, v in usage.items():
-                        # typeshed's Counter is int-valued; billed units may be floats
-                        self._usage[k] += v  # type: ignore[assignment]
-                    if failing_since is not None:
-                        self._waits.append((failing_since, started))
-                return self.scores_of(body, len(chunk.passages), label)
-            if attempt + 1 < attempts:
-                with self._lock:
-                    self._usage["retries"] += 1
-                self.sleep(self._backoff(attempt, retry_after))
-        since = time.monotonic() if failing_since is None else failing_since
-        spent = time.monotonic() - since
-        with self._lock:
-            self._waits.append((since, since + spent))
-        raise HostedAPIError(
-            f"{label}: gave up after {attempts} attempts over {spent:.1f} s; last: "
-            f"{self._scrub(last)} (to keep trying longer, raise max_retries, now "
-            f"{self.max_retries}, or backoff_max_s, now {self.backoff_max_s:g} s)")
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        """Exponential backoff with jitter; never shorter than the server's Retry-After."""
-        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** attempt)
-        delay = ceiling / 2 + self._rng.uniform(0, ceiling / 2)
-        return max(delay, retry_after or 0.0)
+        def send() -> tuple[Reply, dict[str, Any]]:
+            reply = self.transport.post_json(self.request_path(), payload, headers)
+            return reply, self._accept(reply, label)
+
+        try:
+            done = self._retries.run(send, est_tokens, self.sleep)
+        except GaveUp as e:
+            since = time.monotonic() if e.failing_since is None else e.failing_since
+            spent = time.monotonic() - since
+            with self._lock:
+                self._waits.append((since, since + spent))
+            raise HostedAPIError(
+                f"{label}: gave up after {e.attempts} attempts over {spent:.1f} s; last: "
+                f"{self._scrub(e.last)} (to keep trying longer, raise max_retries, now "
+                f"{self.max_retries}, or backoff_max_s, now {self.backoff_max_s:g} s)") from None
+        reply, body = done.value
+        with self._lock:
+            self._usage["attempts"] += 1
+            self._usage["requests"] += 1
+            self._usage["documents"] += len(chunk.passages)
+            self._latency_ms.append(reply.latency_s * 1000)
+            usage = self.usage_of(body)
+            if not usage:
+                self._usage["requests_without_usage"] += 1
+            for k, v in usage.items():
+                # typeshed's Counter is int-valued; billed units may be floats
+                self._usage[k] += v  # type: ignore[assignment]
+            if done.failing_since is not None:
+                self._waits.append((done.failing_since, done.started))
+        return self.scores_of(body, len(chunk.passages), label)
 
     def _accept(self, reply: Reply, label: str) -> dict[str, Any]:
         """A 200 with a JSON object, or Retryable (429/5xx/408/broken JSON), or a fatal error."""
-        status = reply.status
-        if status == 429 or status == 408 or status >= 500:
-            raise Retryable(f"HTTP {status}", provider_message(reply.body, self._api_key),
-                            parse_retry_after(reply.headers.get("Retry-After")))
-        if status != 200:
-            raise HostedAPIError(f"{label}: HTTP {status} from {self.endpoint}: "
-                                 f"{provider_message(reply.body, self._api_key)}")
-        try:
-            body = json.loads(reply.body)
-        except (UnicodeDecodeError, ValueError):
-            raise Retryable("invalid JSON body",
-                            f"{len(reply.body)} bytes that do not parse") from None
-        if self.bare_list and isinstance(body, list):
-            body = {self.results_key: body}
-        if not isinstance(body, dict):
-            raise HostedAPIError(f"{label}: response is {type(body).__name__}, "
-                                 "not a JSON object")
-        return body
+        return accept_json(reply, label, self.endpoint, self._api_key,
+                           self.results_key if self.bare_list else None)
 
     def _scrub(self, text: str) -> str:
         return scrub_secret(text, self._api_key)

@@ -25,7 +25,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from rerank_eval.rerankers.hosted.response import HostedAPIError
+from rerank_eval.rerankers.hosted.response import HostedAPIError, provider_message
 
 LOOPBACK_HOSTS = {"localhost"}
 
@@ -172,3 +172,27 @@ class Transport:
             for conn in self._all:
                 conn.close()
             self._all.clear()
+
+
+def accept_json(reply: Reply, label: str, endpoint: str, secret: str = "",
+                bare_list_key: str | None = None) -> dict[str, Any]:
+    """A 200 with a JSON object, or Retryable (429/5xx/408/broken JSON), or a fatal error;
+    the provider's error text has ``secret`` scrubbed. With ``bare_list_key``, a bare JSON
+    list is accepted as ``{bare_list_key: list}`` (TEI)."""
+    status = reply.status
+    if status == 429 or status == 408 or status >= 500:
+        raise Retryable(f"HTTP {status}", provider_message(reply.body, secret),
+                        parse_retry_after(reply.headers.get("Retry-After")))
+    if status != 200:
+        raise HostedAPIError(f"{label}: HTTP {status} from {endpoint}: "
+                             f"{provider_message(reply.body, secret)}")
+    try:
+        body = json.loads(reply.body)
+    except (UnicodeDecodeError, ValueError):
+        raise Retryable("invalid JSON body",
+                        f"{len(reply.body)} bytes that do not parse") from None
+    if bare_list_key is not None and isinstance(body, list):
+        body = {bare_list_key: body}
+    if not isinstance(body, dict):
+        raise HostedAPIError(f"{label}: response is {type(body).__name__}, not a JSON object")
+    return body

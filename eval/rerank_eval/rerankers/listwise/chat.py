@@ -9,11 +9,9 @@ every message; on a loopback ``base_url`` (a local vLLM) it is optional.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import random
 import threading
 import time
 from collections import Counter
@@ -24,13 +22,13 @@ from urllib.parse import urlsplit
 from rerank_eval.errors import InputError
 from rerank_eval.rerankers.hosted.base import CHARS_PER_TOKEN
 from rerank_eval.rerankers.hosted.ratelimit import RateLimiter
-from rerank_eval.rerankers.hosted.response import HostedAPIError, provider_message
+from rerank_eval.rerankers.hosted.response import HostedAPIError
+from rerank_eval.rerankers.hosted.retry import Backoff, GaveUp, RetryLoop
 from rerank_eval.rerankers.hosted.transport import (
     Reply,
-    Retryable,
     Transport,
+    accept_json,
     is_loopback,
-    parse_retry_after,
 )
 from rerank_eval.rerankers.listwise.template import Message
 
@@ -70,9 +68,11 @@ class ChatBackend:
         self.limiter = RateLimiter(params.requests_per_minute, params.tokens_per_minute)
         self.transport = Transport(self.base_url, float(params.timeout_s))
         self._lock = threading.Lock()
-        self._rng = random.Random()
         self.usage: Counter[str] = Counter()
         self.retry_reasons: Counter[str] = Counter()
+        self._retries = RetryLoop(
+            self.limiter, Backoff(float(params.backoff_base_s), float(params.backoff_max_s)),
+            params.max_retries, self._lock, self.usage, self.retry_reasons)
         self.sleep = time.sleep  # tests may replace it
 
     @property
@@ -91,60 +91,28 @@ class ChatBackend:
         payload = self.payload(messages)
         est_tokens = math.ceil(sum(len(m["content"]) for m in messages) / CHARS_PER_TOKEN)
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        attempts = self.params.max_retries + 1
-        last = ""
-        for attempt in range(attempts):
-            self.limiter.acquire(est_tokens)
-            retry_after = None
-            try:
-                reply = self.transport.post_json(PATH, payload, headers)
-                body = self._accept(reply, label)
-            except Retryable as e:
-                last, retry_after = str(e), e.retry_after
-                with self._lock:
-                    self.usage["attempts"] += 1
-                    self.retry_reasons[e.reason] += 1
-            else:
-                text, tokens_in, tokens_out = self._read(body, label)
-                with self._lock:
-                    self.usage["attempts"] += 1
-                    self.usage["requests"] += 1
-                    if tokens_in is None or tokens_out is None:
-                        self.usage["requests_without_usage"] += 1
-                    self.usage["input_tokens"] += tokens_in or 0
-                    self.usage["output_tokens"] += tokens_out or 0
-                return Completion(text, tokens_in, tokens_out, reply.latency_s * 1000)
-            if attempt + 1 < attempts:
-                with self._lock:
-                    self.usage["retries"] += 1
-                self.sleep(self._backoff(attempt, retry_after))
-        raise HostedAPIError(f"{label}: gave up after {attempts} attempts; last: "
-                             f"{self._scrub(last)}")
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        """Exponential backoff with jitter; never shorter than the server's Retry-After."""
-        ceiling = min(float(self.params.backoff_max_s),
-                      float(self.params.backoff_base_s) * 2 ** attempt)
-        delay = ceiling / 2 + self._rng.uniform(0, ceiling / 2)
-        return max(delay, retry_after or 0.0)
+        def send() -> tuple[Reply, dict[str, Any]]:
+            reply = self.transport.post_json(PATH, payload, headers)
+            return reply, self._accept(reply, label)
+
+        try:
+            reply, body = self._retries.run(send, est_tokens, self.sleep).value
+        except GaveUp as e:
+            raise HostedAPIError(f"{label}: gave up after {e.attempts} attempts; last: "
+                                 f"{self._scrub(e.last)}") from None
+        text, tokens_in, tokens_out = self._read(body, label)
+        with self._lock:
+            self.usage["attempts"] += 1
+            self.usage["requests"] += 1
+            if tokens_in is None or tokens_out is None:
+                self.usage["requests_without_usage"] += 1
+            self.usage["input_tokens"] += tokens_in or 0
+            self.usage["output_tokens"] += tokens_out or 0
+        return Completion(text, tokens_in, tokens_out, reply.latency_s * 1000)
 
     def _accept(self, reply: Reply, label: str) -> dict[str, Any]:
-        status = reply.status
-        if status in (408, 429) or status >= 500:
-            raise Retryable(f"HTTP {status}", self._scrub(provider_message(reply.body)),
-                            parse_retry_after(reply.headers.get("Retry-After")))
-        if status != 200:
-            raise HostedAPIError(f"{label}: HTTP {status} from {self.endpoint}: "
-                                 f"{self._scrub(provider_message(reply.body))}")
-        try:
-            body = json.loads(reply.body)
-        except (UnicodeDecodeError, ValueError):
-            raise Retryable("invalid JSON body",
-                            f"{len(reply.body)} bytes that do not parse") from None
-        if not isinstance(body, dict):
-            raise HostedAPIError(f"{label}: response is {type(body).__name__}, "
-                                 "not a JSON object")
-        return body
+        return accept_json(reply, label, self.endpoint, self._api_key)
 
     @staticmethod
     def _read(body: dict[str, Any], label: str) -> tuple[str, int | None, int | None]:

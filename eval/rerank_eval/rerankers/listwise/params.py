@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from pydantic import ValidationInfo, field_validator, model_validator
 
 from rerank_eval.errors import InputError
@@ -19,7 +17,7 @@ from rerank_eval.params import (
     context_base_dir,
     field_error,
 )
-from rerank_eval.rerankers.base import RerankerParams
+from rerank_eval.rerankers.hosted.params import TransportParams, check_http_url
 from rerank_eval.rerankers.hosted.transport import is_loopback
 from rerank_eval.rerankers.listwise.template import PRESETS, load_template
 
@@ -31,7 +29,7 @@ class ListwisePrice(Params):
     per_1m_output_tokens: NonNegativeNumber
 
 
-class ListwiseParams(RerankerParams):
+class ListwiseParams(TransportParams):
     """``kind: listwise``: RankGPT-style sliding windows over the first stage's top-d, ranked
     by a chat endpoint (``base_url``) or a local Hugging Face causal LM (no ``base_url``)."""
 
@@ -60,10 +58,6 @@ class ListwiseParams(RerankerParams):
     timeout_s: PositiveNumber = 120.0
     max_retries: NonNegativeInt = 5
     """Retries of 429/5xx/timeouts (Retry-After is honoured)."""
-    backoff_base_s: PositiveNumber = 1.0
-    backoff_max_s: PositiveNumber = 60.0
-    requests_per_minute: PositiveInt | None = None
-    tokens_per_minute: PositiveInt | None = None
     concurrency: PositiveInt = 4
     """Queries in flight at once (a query's windows are sequential); local model: 1."""
     price: ListwisePrice | None = None
@@ -78,10 +72,8 @@ class ListwiseParams(RerankerParams):
     def _check_base_url(cls, url: str | None) -> str | None:
         if url is None:
             return None
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise field_error(f"expected http(s)://host[:port], got {url!r}")
-        if parts.scheme == "http" and not is_loopback(parts.hostname):
+        parts = check_http_url(url)
+        if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
             raise field_error("plain http would send the API key unencrypted; use https "
                               "(http is allowed for loopback only)")
         return url
