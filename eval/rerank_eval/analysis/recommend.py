@@ -15,7 +15,7 @@ query. A reranker that fails its sanity probes gets no recommendation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -185,6 +185,53 @@ def recommend(
     quality, among those whose latency fits the budget. Depth 0 (the first stage alone) is an
     option when ``first_stage_quality`` is given."""
     p_values = p_values or {}
+    c = _candidates(quality, first_stage_quality, tolerance)
+    lat = _latency_of(latency, latency_stat)
+    reasons = _opening_reasons(c, metric=metric, tolerance=tolerance,
+                               first_stage_quality=first_stage_quality, p_values=p_values,
+                               test=test)
+    chosen, budget_reason = _apply_budget(c, lat, latency_budget_ms=latency_budget_ms,
+                                          latency_stat=latency_stat,
+                                          latency_measured=latency_measured)
+    if budget_reason is not None:
+        reasons.append(budget_reason)
+    action = _action(chosen)
+    if withheld is not None:
+        chosen, action = None, "none"
+        reasons.append(f"no recommendation: {withheld}.")
+    vs_fs, p = _vs_first_stage(c, chosen, first_stage_quality, p_values)
+    if chosen is not None:
+        reasons.append(_verdict(c, chosen, lat, metric=metric,
+                                latency_budget_ms=latency_budget_ms, latency_stat=latency_stat,
+                                vs_fs=vs_fs, p=p, test=test))
+    return Recommendation(
+        depth=None if chosen is None else chosen.depth, metric=metric, tolerance=tolerance,
+        quality=None if chosen is None else c.options[chosen], best_depth=c.best.depth,
+        best_quality=c.best_q, latency_budget_ms=latency_budget_ms, latency_stat=latency_stat,
+        latency_ms=None if chosen is None else lat(chosen), reasoning=reasons, action=action,
+        max_length=None if chosen is None else chosen.max_length,
+        best_max_length=c.best.max_length, first_stage_quality=first_stage_quality,
+        vs_first_stage=vs_fs, p_value=p, test=test if p is not None else None,
+    )
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """The options with their quality, cheapest first, and the landmarks the rule reads."""
+
+    options: dict[Option, float]
+    order: list[Option]
+    best_q: float
+    best: Option
+    best_rr: Option | None
+    within: list[Option]
+
+
+def _candidates(quality: Mapping[Option, float], first_stage_quality: float | None,
+                tolerance: float) -> _Candidates:
+    """Every option, depth 0 included when the first stage's quality is known, ordered by cost
+    (the rule prefers the cheapest); the best (cheapest at top quality), the best reranked
+    option (what "don't rerank" gives up) and the tolerance band (the near-best options)."""
     options = dict(quality)
     if first_stage_quality is not None:
         options[Option(0)] = first_stage_quality
@@ -193,77 +240,105 @@ def recommend(
     best = next(o for o in order if options[o] >= best_q - EPS)
     reranked = [o for o in order if o.depth > 0]
     best_rr = max(reranked, key=lambda o: (options[o], -o.cost)) if reranked else None
+    within = [o for o in order if options[o] >= best_q - tolerance - EPS]
+    return _Candidates(options, order, best_q, best, best_rr, within)
 
+
+def _latency_of(latency: Mapping[Option, Mapping[str, Any]], latency_stat: str
+                ) -> Callable[[Option], float | None]:
+    """Each option's rerank latency statistic (None: not measured); depth 0 reranks nothing,
+    so it costs no rerank latency."""
     def lat(o: Option) -> float | None:
         if o.depth == 0:
             return 0.0
         value = (latency.get(o) or {}).get(latency_stat)
         return None if value is None else float(value)
 
-    within = [o for o in order if options[o] >= best_q - tolerance - EPS]
+    return lat
+
+
+def _opening_reasons(c: _Candidates, *, metric: str, tolerance: float,
+                     first_stage_quality: float | None, p_values: Mapping[Option, float],
+                     test: str | None) -> list[str]:
+    """The sentences stating the curve before any choice: first stage against the best
+    reranked option (when both exist), then the best option and its tolerance band."""
     reasons = [
-        f"best {metric} = {best_q:.4f} at {best.label()}; within {tolerance:g} of it: "
-        + ", ".join(o.label() for o in within) + "."
+        f"best {metric} = {c.best_q:.4f} at {c.best.label()}; within {tolerance:g} of it: "
+        + ", ".join(o.label() for o in c.within) + "."
     ]
-    if first_stage_quality is not None and best_rr is not None:
-        diff = options[best_rr] - first_stage_quality
+    if first_stage_quality is not None and c.best_rr is not None:
+        diff = c.options[c.best_rr] - first_stage_quality
         reasons.insert(0, f"first stage alone: {metric} = {first_stage_quality:.4f}; best "
-                       f"reranked, {best_rr.label()}: {options[best_rr]:.4f} ({diff:+.4f} vs "
-                       f"first stage{_fmt_p(p_values.get(best_rr), test)}).")
-    chosen: Option | None = within[0]
+                       f"reranked, {c.best_rr.label()}: {c.options[c.best_rr]:.4f} ({diff:+.4f} "
+                       f"vs first stage{_fmt_p(p_values.get(c.best_rr), test)}).")
+    return reasons
+
+
+def _apply_budget(c: _Candidates, lat: Callable[[Option], float | None], *,
+                  latency_budget_ms: float | None, latency_stat: str,
+                  latency_measured: bool) -> tuple[Option | None, str | None]:
+    """The chosen option after the latency budget, with the sentence saying how the budget
+    decided (None without a budget): the cheapest near-best option that fits, else the best
+    quality that fits, else none; a budget that cannot be checked is not applied."""
+    chosen: Option | None = c.within[0]
+    if latency_budget_ms is None:
+        return chosen, None
+    order = c.order
+    if not latency_measured or any(lat(o) is None for o in order):
+        return chosen, (f"latency budget {latency_budget_ms:g} ms not applied: latency "
+                        "was not measured" + ("" if not latency_measured else
+                                              " at every depth (latency.depths)") + ".")
     word = "depth" if all(o.max_length is None for o in order) else "option"
-    if latency_budget_ms is not None:
-        if not latency_measured or any(lat(o) is None for o in order):
-            reasons.append(f"latency budget {latency_budget_ms:g} ms not applied: latency "
-                           "was not measured" + ("" if not latency_measured else
-                                                 " at every depth (latency.depths)") + ".")
-        else:
-            fits = [o for o in order if lat(o) <= latency_budget_ms]  # type: ignore[operator]
-            near = [o for o in within if o in fits]
-            if near:
-                chosen = near[0]
-                reasons.append(f"within the {latency_budget_ms:g} ms budget ({latency_stat}): "
-                               + ", ".join(o.label() for o in fits) + ".")
-            elif fits:
-                chosen = max(fits, key=lambda o: (options[o], -o.cost))
-                reasons.append(f"no near-best {word} fits the {latency_budget_ms:g} ms budget "
-                               f"({latency_stat}); best quality that fits is {chosen.label()}.")
-            else:
-                chosen = None
-                reasons.append(f"no depth fits the {latency_budget_ms:g} ms budget: "
-                               f"{order[0].label()} takes {_fmt_lat(lat(order[0]))} "
-                               f"({latency_stat}).")
-    action = "none" if chosen is None else "don't rerank" if chosen.depth == 0 else "rerank"
-    if withheld is not None:
-        chosen, action = None, "none"
-        reasons.append(f"no recommendation: {withheld}.")
-    vs_fs = p = None
-    if chosen is not None and first_stage_quality is not None:
-        ref = best_rr if chosen.depth == 0 else chosen
-        if ref is not None:
-            vs_fs = options[ref] - first_stage_quality
-            p = p_values.get(ref)
-    if chosen is not None and chosen.depth == 0:
+    fits = [o for o in order if lat(o) <= latency_budget_ms]  # type: ignore[operator]
+    near = [o for o in c.within if o in fits]
+    if near:
+        return near[0], (f"within the {latency_budget_ms:g} ms budget ({latency_stat}): "
+                         + ", ".join(o.label() for o in fits) + ".")
+    if fits:
+        chosen = max(fits, key=lambda o: (c.options[o], -o.cost))
+        return chosen, (f"no near-best {word} fits the {latency_budget_ms:g} ms budget "
+                        f"({latency_stat}); best quality that fits is {chosen.label()}.")
+    return None, (f"no depth fits the {latency_budget_ms:g} ms budget: "
+                  f"{order[0].label()} takes {_fmt_lat(lat(order[0]))} "
+                  f"({latency_stat}).")
+
+
+def _action(chosen: Option | None) -> str:
+    """The advice in one word: depth 0 chosen means the first stage alone is as good, so
+    "don't rerank"; no option chosen means no advice."""
+    return "none" if chosen is None else "don't rerank" if chosen.depth == 0 else "rerank"
+
+
+def _vs_first_stage(c: _Candidates, chosen: Option | None, first_stage_quality: float | None,
+                    p_values: Mapping[Option, float]) -> tuple[float | None, float | None]:
+    """The chosen option's quality minus the first stage's, with its p-value; for "don't
+    rerank", the best reranked option's (the deficit that justifies not reranking)."""
+    if chosen is None or first_stage_quality is None:
+        return None, None
+    ref = c.best_rr if chosen.depth == 0 else chosen
+    if ref is None:
+        return None, None
+    return c.options[ref] - first_stage_quality, p_values.get(ref)
+
+
+def _verdict(c: _Candidates, chosen: Option, lat: Callable[[Option], float | None], *,
+             metric: str, latency_budget_ms: float | None, latency_stat: str,
+             vs_fs: float | None, p: float | None, test: str | None) -> str:
+    """The closing sentence naming the recommendation and why: for depth 0, whether the
+    tolerance or the budget ruled reranking out; else its quality against the best and the
+    first stage, and its latency."""
+    options = c.options
+    if chosen.depth == 0:
         why = ("no reranking depth beats it by more than the tolerance"
-               if chosen in within else f"nothing reranked fits the {latency_budget_ms:g} ms "
+               if chosen in c.within else f"nothing reranked fits the {latency_budget_ms:g} ms "
                "budget")
-        reasons.append(f"recommended: don't rerank (depth 0): the first stage alone gives "
-                       f"{metric} = {options[chosen]:.4f} and {why}"
-                       + ("" if vs_fs is None or best_rr is None else
-                          f"; the best reranked option, {best_rr.label()}, is {vs_fs:+.4f} "
-                          f"vs first stage{_fmt_p(p, test)}") + ".")
-    elif chosen is not None:
-        reasons.append(f"recommended {chosen.label()}: {metric} = {options[chosen]:.4f} "
-                       f"({options[chosen] - best_q:+.4f} vs best"
-                       + ("" if vs_fs is None else
-                          f", {vs_fs:+.4f} vs first stage{_fmt_p(p, test)}")
-                       + f"), {latency_stat} rerank latency {_fmt_lat(lat(chosen))} per query.")
-    return Recommendation(
-        depth=None if chosen is None else chosen.depth, metric=metric, tolerance=tolerance,
-        quality=None if chosen is None else options[chosen], best_depth=best.depth,
-        best_quality=best_q, latency_budget_ms=latency_budget_ms, latency_stat=latency_stat,
-        latency_ms=None if chosen is None else lat(chosen), reasoning=reasons, action=action,
-        max_length=None if chosen is None else chosen.max_length,
-        best_max_length=best.max_length, first_stage_quality=first_stage_quality,
-        vs_first_stage=vs_fs, p_value=p, test=test if p is not None else None,
-    )
+        return (f"recommended: don't rerank (depth 0): the first stage alone gives "
+                f"{metric} = {options[chosen]:.4f} and {why}"
+                + ("" if vs_fs is None or c.best_rr is None else
+                   f"; the best reranked option, {c.best_rr.label()}, is {vs_fs:+.4f} "
+                   f"vs first stage{_fmt_p(p, test)}") + ".")
+    return (f"recommended {chosen.label()}: {metric} = {options[chosen]:.4f} "
+            f"({options[chosen] - c.best_q:+.4f} vs best"
+            + ("" if vs_fs is None else
+               f", {vs_fs:+.4f} vs first stage{_fmt_p(p, test)}")
+            + f"), {latency_stat} rerank latency {_fmt_lat(lat(chosen))} per query.")
