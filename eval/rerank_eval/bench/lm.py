@@ -114,6 +114,33 @@ def run_lm_bench(
     base = ref.scorer
     assert isinstance(base, CausalLMScorer)
     auto = resolve_dtype("auto", base.device)
+    scorers = _engine_scorers(base, auto, batch_size, max_tokens_per_batch)
+    card, peer_note = _card_loop(base, ref.instruction, template, batch_size, peer)
+    methods = _lm_methods(bp, scorers, card)
+    _lm_warm_up(scorers, card, bp.pairs[: min(4, n)])
+    names = list(methods)
+    times, scores = time_rounds(methods, rounds, base.device, n, logger, width=20, digits=2)
+    results = _lm_method_results(bp, names, times, scores, scorers)
+    prompts = _prompt_stats(base, bp)
+    return {
+        "provenance": provenance(ref.model_path, argv),
+        "hardware": hardware(),
+        "pairs": {"source": bp.source, "count": n, "queries": len(bp.first_stage)},
+        "settings": {"kind": "causal-lm", "model": model, "model_path": ref.model_path,
+                     "template": template, "batch_size": batch_size,
+                     "max_length": max_length, "rounds": rounds, "device": str(base.device),
+                     "max_tokens_per_batch": max_tokens_per_batch, **prompts,
+                     "peer": "model card loop" if "peer" in methods else peer_note},
+        "auto": {"dtype": dtype_name(auto)},
+        "methods": results,
+    }
+
+
+def _engine_scorers(base: CausalLMScorer, auto: torch.dtype, batch_size: int,
+                    max_tokens_per_batch: int | None) -> dict[str, CausalLMScorer]:
+    """Full and prefix-reuse scoring for fp32 and the auto dtype, all on ``base``'s one model
+    (``base`` itself is fp32/full); in half precision also the half-precision head, to show
+    what the fp32 head buys."""
     scorers: dict[str, CausalLMScorer] = {}
     for dtype in dict.fromkeys([torch.float32, auto]):
         for reuse in (False, True):
@@ -128,30 +155,51 @@ def run_lm_bench(
                 base.tokenizer, base.model, base.encoder, answer_ids=(base.yes_id, base.no_id),
                 score=base.score_mode, batch_size=batch_size, device=base.device, dtype=auto,
                 max_tokens_per_batch=max_tokens_per_batch, prefix_reuse=True, fp32_head=False)
+    return scorers
 
+
+def _card_loop(base: CausalLMScorer, instruction: str, template: str, batch_size: int,
+               peer: bool) -> tuple[CardLoop | None, str | None]:
+    """The model card's loop as the peer when asked for and the card has one (only
+    qwen3-reranker); else None, with a note saying why when it was asked for."""
+    if peer and template == "qwen3-reranker":
+        return CardLoop(base, instruction, batch_size), None
+    if peer:
+        return None, f"no card loop for template {template!r} (only qwen3-reranker)"
+    return None, None
+
+
+def _lm_methods(bp: BenchPairs, scorers: dict[str, CausalLMScorer], card: CardLoop | None
+                ) -> dict[str, Callable[[], np.ndarray]]:
+    """What is timed: each engine scorer on ``bp``, after the peer when there is one (the
+    order of the rounds and of the report)."""
     def bind(scorer: CausalLMScorer) -> Callable[[], np.ndarray]:
         return lambda: scorer.score(bp.pairs)[0]
 
     methods = {name: bind(s) for name, s in scorers.items()}
-    peer_note = None
-    if peer and template == "qwen3-reranker":
-        card = CardLoop(base, ref.instruction, batch_size)
-
+    if card is not None:
         def run_peer() -> np.ndarray:
             return card(bp.pairs)
 
         methods = {"peer": run_peer, **methods}
-    elif peer:
-        peer_note = f"no card loop for template {template!r} (only qwen3-reranker)"
-    # Warm-up: one small call each (allocator, thread pools, oneDNN primitives).
-    sample = bp.pairs[: min(4, n)]
+    return methods
+
+
+def _lm_warm_up(scorers: dict[str, CausalLMScorer], card: CardLoop | None,
+                sample: list[tuple[str, str]]) -> None:
+    """One small call each before timing (allocator, thread pools, oneDNN primitives)."""
     for s in scorers.values():
         s.score(sample)
-    if "peer" in methods:
+    if card is not None:
         card(sample)
-    names = list(methods)
-    times, scores = time_rounds(methods, rounds, base.device, n, logger, width=20, digits=2)
 
+
+def _lm_method_results(bp: BenchPairs, names: list[str], times: dict[str, list[float]],
+                       scores: dict[str, np.ndarray], scorers: dict[str, CausalLMScorer]
+                       ) -> dict[str, Any]:
+    """Per method: speed, prefix reuse's speed-up over full scoring, the fidelity to the
+    fp32 reference (the peer when it ran, else engine/fp32/full) and the engine's path."""
+    n = len(bp.pairs)
     reference = "peer" if "peer" in scores else "engine/fp32/full"
     ref_scores = Reference(bp, scores[reference])
     results: dict[str, Any] = {}
@@ -165,24 +213,17 @@ def run_lm_bench(
         if name in scorers:
             entry["path"] = scorers[name].path
         results[name] = entry
+    return results
+
+
+def _prompt_stats(base: CausalLMScorer, bp: BenchPairs) -> dict[str, Any]:
+    """How the pairs encode: truncation, prompt length and the part shared within a query
+    (what prefix reuse can save)."""
     enc = base.encode(bp.pairs)
-    return {
-        "provenance": provenance(ref.model_path, argv),
-        "hardware": hardware(),
-        "pairs": {"source": bp.source, "count": n, "queries": len(bp.first_stage)},
-        "settings": {"kind": "causal-lm", "model": model, "model_path": ref.model_path,
-                     "template": template, "batch_size": batch_size,
-                     "max_length": max_length, "rounds": rounds, "device": str(base.device),
-                     "max_tokens_per_batch": max_tokens_per_batch,
-                     "pairs_truncated": int(enc.truncated.sum()),
-                     "prompt_tokens_mean": float(enc.lengths().mean()),
-                     "shared_prefix_tokens_mean": float(
-                         len(enc.static) + np.mean([len(enc.queries[int(q)])
-                                                    for q in enc.query_of])),
-                     "peer": "model card loop" if "peer" in methods else peer_note},
-        "auto": {"dtype": dtype_name(auto)},
-        "methods": results,
-    }
+    return {"pairs_truncated": int(enc.truncated.sum()),
+            "prompt_tokens_mean": float(enc.lengths().mean()),
+            "shared_prefix_tokens_mean": float(
+                len(enc.static) + np.mean([len(enc.queries[int(q)]) for q in enc.query_of]))}
 
 
 def format_lm_report(report: dict[str, Any]) -> str:
