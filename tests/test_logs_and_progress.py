@@ -114,7 +114,8 @@ def test_importing_the_cli_imports_no_heavy_library():
 def test_help_runs_without_heavy_imports():
     proc = subprocess.run([sys.executable, "-m", "rerank_eval", "--help"], capture_output=True,
                           text=True, cwd=EVAL_DIR, timeout=120)
-    assert proc.returncode == 0 and "{run,bench,compare,gate,report,cache,schema}" in proc.stdout
+    commands = "{run,bench,compare,gate,agree,report,cache,schema}"
+    assert proc.returncode == 0 and commands in proc.stdout
 
 
 # --- progress bars ------------------------------------------------------------------------------
@@ -200,8 +201,11 @@ def test_library_steps_log_at_info(tiny_cross_encoder, caplog, tmp_path):
         score_shortlist(reranker, dataset, run, cache=cache)
     measure_rerank_latency(reranker, dataset, run, [3, 6], LatencyConfig(queries=2, warmup=1))
     records = [r for r in caplog.records if r.name.startswith("rerank_eval")]
-    messages = [r.getMessage() for r in records]
-    assert all(r.levelno == logging.INFO for r in records), messages
+    assert all(r.levelno == logging.INFO for r in records), [r.getMessage() for r in records]
+    # A loaded machine adds "latency figures are unreliable: ..." lines (INFO, checked above);
+    # whether they appear depends on the machine, not on the code under test.
+    messages = [r.getMessage() for r in records
+                if "latency figures are unreliable" not in r.getMessage()]
     expected = [r"bm25: indexed 12 documents in [\d.]+ s \(.* documents/s\)",
                 r"bm25: retrieved top-6 for 4 queries in [\d.]+ s .*",
                 r"tiny: scored 24 pairs in [\d.]+ s \([\d,.]+ pairs/s\)",
