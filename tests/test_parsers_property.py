@@ -205,7 +205,8 @@ def test_configs_survive_a_yaml_round_trip(tmp_path, raw):
         assert _understood(from_file) == _understood(direct)
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")
+                                         if not p.name.startswith("gate-rules")))
 def test_the_shipped_configs_survive_a_yaml_round_trip(name):
     """The accepted configs (the property test above mostly meets refused ones): dumped to
     YAML and read back, each is understood exactly as before."""

@@ -31,6 +31,7 @@ import torch
 
 from rerank_eval.engine.encoding import CHANNELS
 from rerank_eval.errors import InputError
+from rerank_eval.files import atomic_write_text
 from rerank_eval.models import cache_root, model_identity
 
 logger = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ def _export(model_path: str, target: Path, field: str) -> None:
                           input_names=names, output_names=["logits"],
                           dynamic_axes={**axes, "logits": {0: "batch"}},
                           opset_version=EXPORT_OPSET, dynamo=False)
-    (target.parent / "export.json").write_text(json.dumps(
+    atomic_write_text(target.parent / "export.json", json.dumps(
         {"source": str(model_path), "exporter": "torch.onnx.export (TorchScript)",
          "opset": EXPORT_OPSET, "torch": torch.__version__}, indent=2) + "\n")
 
