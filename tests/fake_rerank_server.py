@@ -259,3 +259,17 @@ class FakeRerankServer(FakeJSONServer):
         if fault == "bad_json":
             return self._send(h, 200, None, raw=data[: len(data) // 2])
         return self._send(h, 200, None, raw=data)
+
+
+# Two queries and their candidates, the pairs the hosted-reranker tests score.
+QUERIES = {
+    "how many legs does a spider have": [
+        "Spiders have eight legs.", "The stock market rose.", "A spider is an arachnid.",
+        "Insects have six legs.", "Bananas are yellow.",
+    ],
+    "boiling point of water": [
+        "Water boils at 100 degrees.", "Jazz began in New Orleans.",
+        "The boiling point depends on pressure.",
+    ],
+}
+PAIRS = [(q, d) for q, docs in QUERIES.items() for d in docs]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_rerank_server import SCHEMAS, FakeRerankServer, overlap_score
+from fake_rerank_server import PAIRS, SCHEMAS, FakeRerankServer, overlap_score
 from rerank_eval.errors import InputError
 from rerank_eval.rerankers import RERANKERS, build_reranker
 from rerank_eval.rerankers.hosted import HostedAPIError
@@ -23,17 +23,6 @@ KINDS = ["cohere", "jina", "voyage", "mixedbread"]
 ENV = {"cohere": "COHERE_API_KEY", "jina": "JINA_API_KEY", "voyage": "VOYAGE_API_KEY",
        "mixedbread": "MXBAI_API_KEY"}
 
-QUERIES = {
-    "how many legs does a spider have": [
-        "Spiders have eight legs.", "The stock market rose.", "A spider is an arachnid.",
-        "Insects have six legs.", "Bananas are yellow.",
-    ],
-    "boiling point of water": [
-        "Water boils at 100 degrees.", "Jazz began in New Orleans.",
-        "The boiling point depends on pressure.",
-    ],
-}
-PAIRS = [(q, d) for q, docs in QUERIES.items() for d in docs]
 EXPECTED = np.array([overlap_score(q, d) for q, d in PAIRS])
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_rerank_server import SCHEMAS, FakeRerankServer, overlap_score
+from fake_rerank_server import PAIRS, SCHEMAS, FakeRerankServer, overlap_score
 from rerank_eval.errors import InputError
 from rerank_eval.rerankers import RERANKERS, build_reranker
 from rerank_eval.rerankers.hosted import HostedAPIError
@@ -17,17 +17,6 @@ from rerank_eval.scoring.latency import throughput
 
 KEY = "sk-selfhosted-NEVER-SHOWN-424242"
 MOUNT = {"tei": "tei", "infinity": "infinity", "vllm": "vllm"}
-QUERIES = {
-    "how many legs does a spider have": [
-        "Spiders have eight legs.", "The stock market rose.", "A spider is an arachnid.",
-        "Insects have six legs.", "Bananas are yellow.",
-    ],
-    "boiling point of water": [
-        "Water boils at 100 degrees.", "Jazz began in New Orleans.",
-        "The boiling point depends on pressure.",
-    ],
-}
-PAIRS = [(q, d) for q, docs in QUERIES.items() for d in docs]
 RAW = np.array([overlap_score(q, d) for q, d in PAIRS])
 
 

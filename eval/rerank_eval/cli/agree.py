@@ -4,12 +4,11 @@ imported when the command runs)."""
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
+from rerank_eval.cli.output import write_or_print
 from rerank_eval.compare import options
 from rerank_eval.errors import InputError
-from rerank_eval.files import atomic_write_text
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -52,9 +51,5 @@ def _cmd_agree(args: argparse.Namespace) -> int:
                    test=args.test, runs_dir=args.runs_dir, min_tau=args.min_tau,
                    max_metric_delta=args.max_metric_delta)
     text = render_agreement(report, args.format)
-    if args.out:
-        atomic_write_text(args.out, text)
-        print(f"agreement: {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
+    write_or_print(text, args.out, "agreement")
     return 1 if report.failures else 0

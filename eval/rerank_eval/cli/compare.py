@@ -7,9 +7,9 @@ import argparse
 import sys
 from typing import Any
 
+from rerank_eval.cli.output import write_or_print
 from rerank_eval.compare import options
 from rerank_eval.errors import InputError
-from rerank_eval.files import atomic_write_text
 
 RULE_OPTIONS = ("metric", "max_drop", "alpha", "depth", "reranker", "max_p95_ratio")
 
@@ -106,11 +106,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                              bootstrap=args.bootstrap, seed=args.seed,
                              allow_mismatch=args.allow_mismatch)
     text = render(report, args.format)
-    if args.out:
-        atomic_write_text(args.out, text)
-        print(f"comparison: {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
+    write_or_print(text, args.out, "comparison")
     return 0
 
 
