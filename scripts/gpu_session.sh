@@ -2,7 +2,7 @@
 # The GPU checks of one lent device session, in two calls (the F32 cross-encoder checkpoint,
 # 87 MiB, is larger than one call may carry, so it travels in two parts).
 #
-#   scripts/gpu_session.sh llm  CARRY   # phase 1: wheels, SciFact, DL19, model part 1;
+#   [LLM_DATA=scifact] scripts/gpu_session.sh llm  CARRY   # phase 1: wheels, SciFact, DL19, model part 1;
 #                                       # causal-LM bench rows (#19) on the random-weight
 #                                       # Qwen3-Reranker-0.6B architecture
 #   scripts/gpu_session.sh ce   CARRY   # phase 2 (same warm machine): model part 2; the
@@ -42,7 +42,7 @@ case $phase in
   llm)
     python3 scripts/build_random_llm.py --out /tmp/qwen3-reranker-0.6b-random \
       --corpus "$SCIFACT/corpus.jsonl" 2>&1 | tail -1
-    for data in scifact dl19; do
+    for data in ${LLM_DATA:-scifact dl19}; do
       if [[ $data == scifact ]]; then args=(--beir "$SCIFACT" --run "$RUN")
       else args=(--beir "$DL19" --run "$DL19/runs/bm25_top100.trec"); fi
       bench "bench_llm_gpu_h200_${data}10q_top20" 150 --kind causal-lm \

@@ -244,18 +244,62 @@ class CausalLMScorer(_PromptScorer):
             self._static_cache = (list(static), self._extend(None, static, 0))
         return self._static_cache[1]
 
+    def _query_prefixes(self, enc: EncodedPrompts) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Every query's cached prefix (the static prefix, then its query part), per layer as
+        keys and values of shape [queries, kv heads, longest prefix, head dim], each query's
+        right-aligned (the gap before it zeros, masked when used). Query parts are computed
+        in batches of queries against the static cache (right padding: a real token never
+        attends a pad), so a GPU runs a few batched passes, not one per query."""
+        from transformers import DynamicCache
+
+        static = self.static_cache(enc.static)
+        s = len(enc.static)
+        lengths = [len(x) for x in enc.queries]
+        longest = s + max(lengths, default=0)
+        static_layers = [(layer.keys, layer.values) for layer in static.layers] if s else []
+        stacked: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+        def place(layer: int, q: int, keys: torch.Tensor, values: torch.Tensor) -> None:
+            if not stacked or len(stacked) <= layer:
+                shape = (len(enc.queries), keys.shape[0], longest, keys.shape[-1])
+                stacked.append((keys.new_zeros(shape), values.new_zeros(shape)))
+            stacked[layer][0][q, :, longest - keys.shape[1]:] = keys
+            stacked[layer][1][q, :, longest - keys.shape[1]:] = values
+
+        for q in (q for q, n in enumerate(lengths) if n == 0 and s):
+            for layer, (k, v) in enumerate(static_layers):
+                place(layer, q, k[0], v[0])
+        with_query = [q for q, n in enumerate(lengths) if n]
+        for at in range(0, len(with_query), self.batch_size):
+            chunk = with_query[at: at + self.batch_size]
+            width = max(lengths[q] for q in chunk)
+            ids = np.full((len(chunk), width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(chunk), s + width), dtype=np.int64)
+            mask[:, :s] = 1
+            for r, q in enumerate(chunk):
+                ids[r, : lengths[q]] = enc.queries[q]
+                mask[r, s: s + lengths[q]] = 1
+            positions = np.broadcast_to(s + np.arange(width, dtype=np.int64), ids.shape)
+            cache = DynamicCache([(k.expand(len(chunk), -1, -1, -1),
+                                   v.expand(len(chunk), -1, -1, -1))
+                                  for k, v in static_layers] or None, config=self.model.config)
+            self.body(input_ids=self._tensor(ids), attention_mask=self._tensor(mask),
+                      position_ids=self._tensor(np.ascontiguousarray(positions)),
+                      use_cache=True, **{self.cache_arg: cache})
+            for layer, cached in enumerate(cache.layers):
+                for r, q in enumerate(chunk):
+                    place(layer, q, cached.keys[r, :, : s + lengths[q]],
+                          cached.values[r, :, : s + lengths[q]])
+        return stacked
+
     def _score_reusing(self, enc: EncodedPrompts):
         """Candidates of all queries batched by their own length (as the full path batches),
         each row attending to its query's cached prefix, left-aligned to the batch's longest
         prefix (the gap masked; rotary positions follow each row's own prefix length)."""
         from transformers import DynamicCache
 
-        static = self.static_cache(enc.static)
-        prefixes: list[list[tuple[torch.Tensor, torch.Tensor]] | None] = []
-        for query_ids in enc.queries:
-            cache = self._extend(static, query_ids, len(enc.static)) if query_ids else static
-            prefixes.append([(layer.keys, layer.values) for layer in cache.layers]
-                            if cache.get_seq_length() > 0 else None)
+        prefixes = self._query_prefixes(enc)
+        stored = int(prefixes[0][0].shape[2]) if prefixes else 0
         query_lengths = np.array([len(x) for x in enc.queries], dtype=np.int64)
         past = len(enc.static) + query_lengths[enc.query_of]  # per pair: prefix tokens cached
         counts = np.bincount(enc.query_of, minlength=len(enc.queries))
@@ -272,18 +316,9 @@ class CausalLMScorer(_PromptScorer):
                 ids[r, : len(x)] = x  # right padding: pads follow the real tokens
                 mask[r, longest - int(past[i]) : longest + len(x)] = 1
             positions = past[rows][:, None] + np.arange(width, dtype=np.int64)[None]
-            layers = []
-            sample = next((prefixes[int(enc.query_of[i])] for i in rows
-                           if prefixes[int(enc.query_of[i])] is not None), None)
-            for layer, (k0, v0) in enumerate(sample or []):
-                keys = k0.new_zeros((n, *k0.shape[1:2], longest, *k0.shape[3:]))
-                values = v0.new_zeros((n, *v0.shape[1:2], longest, *v0.shape[3:]))
-                for r, i in enumerate(rows):
-                    prefix = prefixes[int(enc.query_of[i])]
-                    if prefix is not None:
-                        keys[r, :, longest - int(past[i]) :] = prefix[layer][0][0]
-                        values[r, :, longest - int(past[i]) :] = prefix[layer][1][0]
-                layers.append((keys, values))
+            of = self._tensor(np.ascontiguousarray(enc.query_of[rows]))
+            layers = [(k[of, :, stored - longest:], v[of, :, stored - longest:])
+                      for k, v in prefixes] if longest else []
             cache = DynamicCache(layers or None, config=self.model.config)
             out = self.body(input_ids=self._tensor(ids), attention_mask=self._tensor(mask),
                             position_ids=self._tensor(positions), use_cache=True,
