@@ -226,3 +226,18 @@ def test_two_backends_of_one_model_agree_end_to_end(tmp_path, scifact_dir, tiny_
     (pair,) = out["pairs"]
     assert pair["pairs"] == 40 and pair["scale"] == "identity"
     assert pair["max_abs_delta"] < 1e-4
+    # The run recorded the same figures itself (the two declare one model), and its report and
+    # compare show them.
+    recorded = read_results(tmp_path / "out" / "results.json").agreement
+    assert [(p.a, p.b) for p in recorded] == [("fp32", "fp32-b3")]
+    assert recorded[0].tau_per_query == pair["tau_per_query"]
+    assert recorded[0].max_abs_delta == pair["max_abs_delta"]
+    assert [m.metric for m in recorded[0].metrics] == ["ndcg@10"]
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## Agreement across backends (same model)" in report
+    assert "fp32-b3 vs fp32" in report
+    assert main(["compare", str(tmp_path / "out"), "--format", "md"]) == 0
+    compared = capsys.readouterr().out
+    assert "## Agreement across backends (same model)" in compared
+    assert "fp32-b3 vs fp32" in compared
+

@@ -551,6 +551,48 @@ class SkippedReranker(_Model):
 
 # --- the file ------------------------------------------------------------------------------
 
+class MetricDelta(_Model):
+    """A quality metric of two rerankers at one depth: means, their difference (b - a) and
+    the paired test's p-value over the queries both were evaluated on."""
+
+    metric: str
+    depth: int
+    mean_a: float
+    mean_b: float
+    delta: float
+    queries: int
+    test: str | None = None
+    p_value: float | None = None
+
+
+class PairAgreement(_Model):
+    """How closely reranker ``b`` reproduces reranker ``a`` (both serving one checkpoint:
+    torch, ONNX, OpenVINO, a server). Computed by ``analysis/agreement.py``; a run writes one
+    per pair of rerankers declaring the same ``model``, ``rerank-eval agree`` any pair."""
+
+    a: str
+    b: str
+    transform_a: str | None
+    transform_b: str | None
+    scale: str | None  # the scale |Δscore| is measured on; None: not comparable
+    pairs: int  # (query, doc) pairs both scored
+    pairs_only_one: int  # scored by one side only (left out)
+    queries: int
+    max_abs_delta: float | None
+    mean_abs_delta: float | None
+    k: int
+    tau_mean: float
+    tau_min: float
+    tau_min_query: str | None
+    topk_changed: float  # share of queries whose top-k set differs
+    topk_changed_queries: list[str] = []
+    tau_per_query: dict[str, float] = {}
+    metrics: list[MetricDelta] = []
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
 class Results(_Model):
     """One results.json."""
 
@@ -568,6 +610,9 @@ class Results(_Model):
     rerankers: list[RerankerEntry] = []
     # Optional rerankers that were skipped (not counted in ``missing``).
     skipped: list[SkippedReranker] = []
+    # Rerankers declaring the same ``model`` (one checkpoint, several backends): how closely
+    # each reproduces the first of its group (``rerank-eval agree``'s figures).
+    agreement: list[PairAgreement] = []
     conventions: Conventions = Field(default_factory=Conventions)
     timings_s: Annotated[dict[str, float], MEASUREMENT] = {}
     runs_dir: str | None = None

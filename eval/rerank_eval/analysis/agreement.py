@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import numpy as np
 from scipy.stats import kendalltau
 
+from rerank_eval.results import MetricDelta, PairAgreement
 from rerank_eval.runs import order_by_score
+
+__all__ = ["MetricDelta", "PairAgreement", "agreement_failures", "common_scale",
+           "metric_delta", "score_agreement", "to_scale"]
 
 TRANSFORMS = ("identity", "sigmoid")
 
@@ -39,48 +41,6 @@ def to_scale(values: np.ndarray, transform: str, scale: str) -> np.ndarray:
     if transform == "identity" and scale == "sigmoid":
         return 1.0 / (1.0 + np.exp(-values))
     raise ValueError(f"cannot map {transform} scores to the {scale} scale")
-
-
-@dataclass
-class MetricDelta:
-    """A quality metric of both rerankers at one depth: means, their difference (b - a) and
-    the paired test's p-value over the queries both were evaluated on."""
-
-    metric: str
-    depth: int
-    mean_a: float
-    mean_b: float
-    delta: float
-    queries: int
-    test: str | None = None
-    p_value: float | None = None
-
-
-@dataclass
-class PairAgreement:
-    """How closely reranker ``b`` reproduces reranker ``a``."""
-
-    a: str
-    b: str
-    transform_a: str | None
-    transform_b: str | None
-    scale: str | None  # the scale |Δscore| is measured on; None: not comparable
-    pairs: int  # (query, doc) pairs both scored
-    pairs_only_one: int  # scored by one side only (left out)
-    queries: int
-    max_abs_delta: float | None
-    mean_abs_delta: float | None
-    k: int
-    tau_mean: float
-    tau_min: float
-    tau_min_query: str | None
-    topk_changed: float  # share of queries whose top-k set differs
-    topk_changed_queries: list[str] = field(default_factory=list)
-    tau_per_query: dict[str, float] = field(default_factory=dict)
-    metrics: list[MetricDelta] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _query_tau(a: np.ndarray, b: np.ndarray, order_a: list[str], order_b: list[str]) -> float:

@@ -90,7 +90,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from rerank_eval.compare.compare import compare_systems
     from rerank_eval.compare.render import render
-    from rerank_eval.compare.systems import load_systems
+    from rerank_eval.compare.systems import load_agreement, load_systems
     from rerank_eval.metrics import parse_metrics
 
     metrics = [m.name for m in parse_metrics(args.metric, "--metric")]
@@ -104,7 +104,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                              depths=args.depth, test=args.test, correction=args.correction,
                              alpha=args.alpha, permutations=args.permutations,
                              bootstrap=args.bootstrap, seed=args.seed,
-                             allow_mismatch=args.allow_mismatch)
+                             allow_mismatch=args.allow_mismatch,
+                             agreement=load_agreement(args.inputs))
     text = render(report, args.format)
     write_or_print(text, args.out, "comparison")
     return 0

@@ -46,15 +46,21 @@ def pairs_to_compare(results: Results, names: list[str] | None) -> list[tuple[st
         if len(names) < 2 or len(set(names)) != len(names):
             raise InputError("--rerankers: name at least two different rerankers")
         return [(names[0], other) for other in names[1:]]
-    groups: dict[str, list[str]] = {}
-    for entry in results.rerankers:
-        if entry.model:
-            groups.setdefault(entry.model, []).append(entry.name)
-    pairs = [(g[0], other) for g in groups.values() if len(g) > 1 for other in g[1:]]
+    pairs = same_model_pairs(results)
     if not pairs:
         raise InputError("no two rerankers declare the same model; choose them with "
                          "--rerankers A,B")
     return pairs
+
+
+def same_model_pairs(results: Results) -> list[tuple[str, str]]:
+    """Within each group of rerankers declaring the same non-empty ``model``, the first
+    against each other one (empty when no two share a model)."""
+    groups: dict[str, list[str]] = {}
+    for entry in results.rerankers:
+        if entry.model:
+            groups.setdefault(entry.model, []).append(entry.name)
+    return [(g[0], other) for g in groups.values() if len(g) > 1 for other in g[1:]]
 
 
 def find_runs_dir(results: Results, results_path: Path, override: str | None) -> Path:

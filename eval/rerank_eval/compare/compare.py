@@ -17,6 +17,7 @@ from rerank_eval.compare import stats
 from rerank_eval.compare.conventions import allowed_lines, check_allow_list, check_conventions
 from rerank_eval.compare.systems import System
 from rerank_eval.errors import InputError
+from rerank_eval.results import PairAgreement
 
 
 @dataclass
@@ -67,9 +68,13 @@ class Settings:
 class ComparisonReport:
     settings: Settings
     cells: list[Cell]
+    # (source, pair): backend agreement the inputs recorded (rerankers declaring one model).
+    agreement: list[tuple[str, PairAgreement]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"settings": asdict(self.settings), "cells": [asdict(c) for c in self.cells]}
+        return {"settings": asdict(self.settings), "cells": [asdict(c) for c in self.cells],
+                "agreement": [{"source": source, **pair.as_dict()}
+                              for source, pair in self.agreement]}
 
 
 def compare_systems(
@@ -85,13 +90,15 @@ def compare_systems(
     bootstrap: int = stats.DEFAULT_BOOTSTRAP,
     seed: int = 0,
     allow_mismatch: Sequence[str] = (),
+    agreement: Sequence[tuple[str, PairAgreement]] = (),
 ) -> ComparisonReport:
     """Compare ``systems`` with the baseline (default: the first system).
 
     Every input must share the baseline's conventions (``compare.conventions``: dataset,
     query sample, relevance threshold, first stage, depths, tie order); a difference is an
     InputError unless its field is in ``allow_mismatch``, and is then recorded in the
-    report's settings."""
+    report's settings. ``agreement`` (``systems.load_agreement``) is carried into the
+    report."""
     if test not in stats.TESTS:
         raise InputError(f"--test: unknown test {test!r} (one of {', '.join(stats.TESTS)})")
     if correction not in stats.CORRECTIONS:
@@ -127,7 +134,7 @@ def compare_systems(
             cell = _compare_cell(systems, base, metric, depth, settings)
             if cell is not None:
                 cells.append(cell)
-    return ComparisonReport(settings, cells)
+    return ComparisonReport(settings, cells, list(agreement))
 
 
 def _check_conventions(systems: Sequence[System], base: System,

@@ -10,6 +10,7 @@ from rerank_eval import markdown as md
 from rerank_eval.compare.compare import Cell, ComparisonReport, Row
 from rerank_eval.reports.cells import numeric_columns
 from rerank_eval.reports.page import render_page, table_view
+from rerank_eval.reports.tables import AGREEMENT_CAPTION, agreement_row
 from rerank_eval.reports.terminal import text_table
 
 FORMATS = ("table", "md", "html", "json")
@@ -64,12 +65,25 @@ def _row_class(row: Row) -> str:
     return "baseline" if row.baseline else ("significant" if row.significant else "")
 
 
+AGREEMENT_TITLE = "Agreement across backends (same model)"
+
+
+def _agreement(report: ComparisonReport) -> tuple[list[str], list[list[str]]]:
+    """The inputs' recorded backend agreement as a header and rows (none: no rows)."""
+    rows = [{"source": source, **agreement_row(pair)} for source, pair in report.agreement]
+    header = list(rows[0]) if rows else []
+    return header, [list(r.values()) for r in rows]
+
+
 def _table(report: ComparisonReport) -> str:
     out = [f"NOTE: {line}" for line in report.settings.allowed_mismatches]
     out += [""] if out else []
     for cell in report.cells:
         out += [f"== {_title(cell)}", text_table(HEADER, [_cells(r) for r in cell.rows]),
                 f"({_caption(report, cell)})", ""]
+    header, rows = _agreement(report)
+    if rows:
+        out += [f"== {AGREEMENT_TITLE}", text_table(header, rows), f"({AGREEMENT_CAPTION})", ""]
     return "\n".join(out)
 
 
@@ -82,6 +96,10 @@ def _markdown(report: ComparisonReport) -> str:
         out += [f"## {md.escape(_title(cell))}", "",
                 md.table(HEADER, rows, numeric_columns(HEADER, rows)), "",
                 f"_{md.escape(_caption(report, cell))}_", ""]
+    header, rows = _agreement(report)
+    if rows:
+        out += [f"## {AGREEMENT_TITLE}", "", md.table(header, rows, numeric_columns(header, rows)),
+                "", f"_{md.escape(AGREEMENT_CAPTION)}_", ""]
     return "\n".join(out)
 
 
@@ -92,5 +110,9 @@ def _html(report: ComparisonReport) -> str:
                                      caption=_caption(report, cell),
                                      row_classes=[_row_class(r) for r in cell.rows])}
                 for cell in report.cells]
+    header, rows = _agreement(report)
+    if rows:
+        sections.append({"title": AGREEMENT_TITLE,
+                         "table": table_view(header, rows, caption=AGREEMENT_CAPTION)})
     return render_page("compare.html.j2", f"Comparison against {report.settings.baseline}",
                        sections=sections, notes=report.settings.allowed_mismatches)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rerank_eval.compare.conventions import conventions_of
 from rerank_eval.errors import InputError
-from rerank_eval.results import Results, read_results
+from rerank_eval.results import PairAgreement, Results, read_results
 
 PerQuery = dict[str, float]  # query id -> value
 PER_QUERY_COLUMNS = ("system", "stage", "depth", "query_id", "metric", "value")
@@ -144,6 +144,20 @@ def load_systems(inputs: Sequence[str | Path], *, qrels_path: str | Path | None 
         raise InputError("nothing to compare: give results.json files or TREC runs")
     _disambiguate(systems)
     return systems
+
+
+def load_agreement(inputs: Sequence[str | Path]) -> list[tuple[str, PairAgreement]]:
+    """The backend agreement each results.json input recorded (rerankers declaring the same
+    model), labelled like its systems; TREC runs record none."""
+    out: list[tuple[str, PairAgreement]] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir() and (path / "results.json").is_file():
+            path = path / "results.json"
+        if path.suffix == ".json":
+            results = read_results(path)
+            out += [(results.name or path.parent.name, pair) for pair in results.agreement]
+    return out
 
 
 def _disambiguate(systems: list[System]) -> None:

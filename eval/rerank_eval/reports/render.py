@@ -52,6 +52,7 @@ def build_blocks(results: Sequence[Results], plots: dict[str, Path],
                          ("latency_vs_depth.png", "Per-query rerank latency vs depth"),
                          ("quality_vs_latency.png", "Quality vs latency, Pareto front"))),
         *_quality_and_cost(results, setups),
+        *_agreement(results),
         *_score_distributions(results, plots),
         *_conventions(results),
     ]
@@ -172,6 +173,15 @@ def _quality_and_cost(results: Sequence[Results], setups: list[str]) -> list[Blo
     id_rule = first.hardware.id_rule if first.hardware else None
     b.append(_table(tables.hardware_frame(results), "id = " + (id_rule or "see docs")))
     return b
+
+
+def _agreement(results: Sequence[Results]) -> list[Block | None]:
+    """How closely rerankers declaring one model agree (when any do)."""
+    frame = tables.agreement_frame(results)
+    if frame.empty:
+        return []
+    return [("h2", "Agreement across backends (same model)"),
+            _table(frame, tables.AGREEMENT_CAPTION)]
 
 
 def _score_distributions(results: Sequence[Results], plots: dict[str, Path]

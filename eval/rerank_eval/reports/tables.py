@@ -10,7 +10,13 @@ from typing import Any
 import pandas as pd
 
 from rerank_eval.errors import InputError
-from rerank_eval.results import LatencyStats, RerankerEntry, Results, read_results
+from rerank_eval.results import (
+    LatencyStats,
+    PairAgreement,
+    RerankerEntry,
+    Results,
+    read_results,
+)
 
 
 def load_results(paths: Sequence[str | Path]) -> list[Results]:
@@ -302,6 +308,39 @@ def output_cut_frame(results: Sequence[Results]) -> pd.DataFrame:
             out.append({"hardware": hw_id(r), "experiment": experiment(r), "system": rr.name,
                         "rerank depth": depth, **{m: f"{v:.4f}" for m, v in cut.items()}})
     return pd.DataFrame(out)
+
+
+AGREEMENT_CAPTION = (
+    "Rerankers declaring the same model (one checkpoint through several backends), each "
+    "against the first of its group: |Δscore| on a common scale (a sigmoid backend's "
+    "probabilities vs the sigmoid of the other's logits), Kendall tau of each query's "
+    "scores (mean; min and its query), share of queries whose top-k set changed, and "
+    "Δ of each metric at the deepest common depth (b - a) with the paired test's p. "
+    "rerank-eval agree RESULTS --min-tau T --max-metric-delta D gates on it.")
+
+
+def agreement_row(pair: PairAgreement) -> dict[str, str]:
+    """One pair's agreement as table cells (the report's and compare's)."""
+    def num(value: float | None, fmt: str) -> str:
+        return "—" if value is None or value != value else format(value, fmt)
+
+    return {"pair": f"{pair.b} vs {pair.a}",
+            "scale": pair.scale or f"not comparable ({pair.transform_a}/{pair.transform_b})",
+            "pairs": f"{pair.pairs:,}", "queries": str(pair.queries),
+            "max |Δscore|": num(pair.max_abs_delta, ".3g"),
+            "mean |Δscore|": num(pair.mean_abs_delta, ".3g"),
+            "tau mean": num(pair.tau_mean, ".6f"),
+            "tau min (query)": f"{num(pair.tau_min, '.6f')} ({pair.tau_min_query or '—'})",
+            f"top-{pair.k} changed": f"{pair.topk_changed:.1%}",
+            "Δ quality (p)": "; ".join(
+                f"{m.metric}@{m.depth} {m.delta:+.4f} (p {num(m.p_value, '.3g')})"
+                for m in pair.metrics) or "—"}
+
+
+def agreement_frame(results: Sequence[Results]) -> pd.DataFrame:
+    """Backend agreement of every results file's same-model rerankers."""
+    return pd.DataFrame([{"experiment": experiment(r), **agreement_row(pair)}
+                         for r in results for pair in r.agreement])
 
 
 def api_cost_frame(results: Sequence[Results]) -> pd.DataFrame:

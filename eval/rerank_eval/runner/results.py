@@ -22,6 +22,7 @@ from rerank_eval.results import (
     DatasetSummary,
     FirstStage,
     Hardware,
+    PairAgreement,
     RerankerEntry,
     Results,
     RunConfig,
@@ -61,6 +62,7 @@ class ExperimentResult:
     timings: dict[str, float] = field(default_factory=dict)
     hardware: dict[str, Any] = field(default_factory=dict)
     skipped: list[SkippedReranker] = field(default_factory=list)  # optional ones not run
+    agreement: list[PairAgreement] = field(default_factory=list)  # same-model pairs, at the end
 
     def missing(self) -> list[str]:
         """The configured rerankers without results yet (results.json ``missing``); skipped
@@ -131,6 +133,7 @@ def results_model(result: ExperimentResult) -> Results:
         first_stage=first_stage_entry(result.first_stage),
         rerankers=[reranker_entry(stage) for stage in result.rerankers],
         skipped=list(result.skipped),
+        agreement=list(result.agreement),
         conventions=Conventions.model_validate(conventions(result)),
         timings_s=result.timings,
         runs_dir=str(result.runs_dir),

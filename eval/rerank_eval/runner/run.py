@@ -25,7 +25,7 @@ from rerank_eval.errors import InputError
 from rerank_eval.rerankers import build_reranker
 from rerank_eval.rerankers.base import Reranker, ScoringStats
 from rerank_eval.rerankers.listwise import ListwiseReranker
-from rerank_eval.results import SkippedReranker
+from rerank_eval.results import PairAgreement, SkippedReranker
 from rerank_eval.runner.results import ExperimentResult, StageResult, write_results
 from rerank_eval.runner.steps import (
     PreparedDataset,
@@ -143,7 +143,32 @@ class _ExperimentOutputs(_Outputs):
         from rerank_eval.runner.results import results_model
 
         assert self.result is not None
+        self.result.agreement = _same_model_agreement(self.result)
+        if self.result.agreement:
+            write_results(self.result)
         return write_report([results_model(self.result)], self.reports_dir)
+
+
+def _same_model_agreement(result: ExperimentResult) -> list[PairAgreement]:
+    """``rerank-eval agree`` on the finished run, for rerankers declaring the same model
+    (one checkpoint through several backends); empty when none do. A pair it cannot compare
+    (e.g. a kind that saves no per-pair scores) is logged and left out: the run's results stay."""
+    from rerank_eval.compare.agree import agree, same_model_pairs
+    from rerank_eval.runner.results import results_model
+
+    pairs = same_model_pairs(results_model(result))
+    out: list[PairAgreement] = []
+    for a, b in pairs:
+        try:
+            out += agree(result.reports_dir / "results.json", [a, b],
+                         metrics=[m.name for m in result.config.resolved_metrics],
+                         runs_dir=str(result.runs_dir)).pairs
+        except InputError as exc:
+            logger.warning(f"agreement of {b} with {a} left out: {exc}")
+    for pair in out:
+        logger.info(f"agreement {pair.b} vs {pair.a}: Kendall tau min {pair.tau_min:.6f}, "
+                    f"top-{pair.k} changed in {pair.topk_changed:.1%} of queries")
+    return out
 
 
 class _SweepOutputs(_Outputs):
