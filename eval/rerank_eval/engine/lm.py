@@ -279,12 +279,12 @@ class CausalLMScorer(_PromptScorer):
             for r, q in enumerate(chunk):
                 ids[r, : lengths[q]] = enc.queries[q]
                 mask[r, s: s + lengths[q]] = 1
-            positions = np.broadcast_to(s + np.arange(width, dtype=np.int64), ids.shape)
-            cache = DynamicCache([(k.expand(len(chunk), -1, -1, -1),
+            positions = np.repeat(s + np.arange(width, dtype=np.int64)[None], len(chunk), 0)
+            cache: Any = DynamicCache([(k.expand(len(chunk), -1, -1, -1),
                                    v.expand(len(chunk), -1, -1, -1))
                                   for k, v in static_layers] or None, config=self.model.config)
             self.body(input_ids=self._tensor(ids), attention_mask=self._tensor(mask),
-                      position_ids=self._tensor(np.ascontiguousarray(positions)),
+                      position_ids=self._tensor(positions),
                       use_cache=True, **{self.cache_arg: cache})
             for layer, cached in enumerate(cache.layers):
                 for r, q in enumerate(chunk):
