@@ -126,6 +126,7 @@ def run_bench(
     base = {"model": model, "batch_size": batch_size, "max_length": max_length,
             "device": device, "compile": False, "max_tokens_per_batch": max_tokens_per_batch}
     ref = CrossEncoder("fp32", {**base, "dtype": "float32"}, base_dir=Path.cwd())
+    origin = provenance(ref.model_path, argv)  # the code as it was when the timing began
     dev = ref.scorer.device
     auto_dtype = resolve_dtype("auto", dev)
     auto_name = f"engine/{SHORT[dtype_name(auto_dtype)]}"
@@ -141,7 +142,7 @@ def run_bench(
         _warm_up(methods, engines, st, bp.pairs, batch_size)
         times, scores = time_rounds(methods, rounds, dev, n, logger)
     return {
-        "provenance": provenance(ref.model_path, argv),
+        "provenance": origin,
         "hardware": hardware(),
         "pairs": {"source": bp.source, "count": n, "queries": len(bp.first_stage)},
         "settings": {"model": model, "model_path": ref.model_path, "batch_size": batch_size,

@@ -111,6 +111,7 @@ def run_lm_bench(
                             "max_length": max_length, "device": device, "dtype": "float32",
                             "max_tokens_per_batch": max_tokens_per_batch,
                             "prefix_reuse": False}, base_dir=Path.cwd())
+    origin = provenance(ref.model_path, argv)  # the code as it was when the timing began
     base = ref.scorer
     assert isinstance(base, CausalLMScorer)
     auto = resolve_dtype("auto", base.device)
@@ -123,7 +124,7 @@ def run_lm_bench(
     results = _lm_method_results(bp, names, times, scores, scorers)
     prompts = _prompt_stats(base, bp)
     return {
-        "provenance": provenance(ref.model_path, argv),
+        "provenance": origin,
         "hardware": hardware(),
         "pairs": {"source": bp.source, "count": n, "queries": len(bp.first_stage)},
         "settings": {"kind": "causal-lm", "model": model, "model_path": ref.model_path,
