@@ -8,12 +8,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 CHECKS = ("ruff check", "mypy", "lint-imports", ". .venv/bin/activate")
+# Besides them, CI installs Infinity in its own environment so its real-server tests run.
+SERVERS = 'eval "$(scripts/install_infinity.sh'
 
 
 def test_ci_runs_the_readme_commands():
     readme = (ROOT / "README.md").read_text()
-    ci_commands = [line for line in (ROOT / ".ci" / "run").read_text().splitlines()
-                   if line and not line.startswith(("#", "set ", "cd ", "rm "))]
+    lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    ci_commands = [line for line in lines
+                   if line and not line.startswith(("#", "set ", "cd ", "rm ", SERVERS))]
+    assert any(line.startswith(SERVERS) for line in lines)
+    assert "scripts/install_infinity.sh" in readme
     setup = [c for c in ci_commands if not c.startswith(CHECKS) or "&&" in c]
     assert len(setup) == 2
     for command in setup:

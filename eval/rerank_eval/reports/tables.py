@@ -333,7 +333,7 @@ def agreement_row(pair: PairAgreement) -> dict[str, str]:
             "tau min (query)": f"{num(pair.tau_min, '.6f')} ({pair.tau_min_query or '—'})",
             f"top-{pair.k} changed": f"{pair.topk_changed:.1%}",
             "Δ quality (p)": "; ".join(
-                f"{m.metric}@{m.depth} {m.delta:+.4f} (p {num(m.p_value, '.3g')})"
+                f"{m.metric} at depth {m.depth}: {m.delta:+.4f} (p {num(m.p_value, '.3g')})"
                 for m in pair.metrics) or "—"}
 
 
