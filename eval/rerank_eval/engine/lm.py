@@ -260,7 +260,7 @@ class CausalLMScorer(_PromptScorer):
         stacked: list[tuple[torch.Tensor, torch.Tensor]] = []
 
         def place(layer: int, q: int, keys: torch.Tensor, values: torch.Tensor) -> None:
-            if not stacked or len(stacked) <= layer:
+            if len(stacked) <= layer:  # first query placed: allocate
                 shape = (len(enc.queries), keys.shape[0], longest, keys.shape[-1])
                 stacked.append((keys.new_zeros(shape), values.new_zeros(shape)))
             stacked[layer][0][q, :, longest - keys.shape[1]:] = keys

@@ -321,8 +321,8 @@ AGREEMENT_CAPTION = (
 
 def agreement_row(pair: PairAgreement) -> dict[str, str]:
     """One pair's agreement as table cells (the report's and compare's)."""
-    def num(value: float | None, fmt: str) -> str:
-        return "—" if value is None or value != value else format(value, fmt)
+    def num(value: float | None, fmt: str) -> str:  # NaN (no queries) reads as missing
+        return _num(None if value != value else value, fmt)
 
     return {"pair": f"{pair.b} vs {pair.a}",
             "scale": pair.scale or f"not comparable ({pair.transform_a}/{pair.transform_b})",

@@ -151,24 +151,24 @@ class _ExperimentOutputs(_Outputs):
 
 def _same_model_agreement(result: ExperimentResult) -> list[PairAgreement]:
     """``rerank-eval agree`` on the finished run, for rerankers declaring the same model
-    (one checkpoint through several backends); empty when none do. A pair it cannot compare
-    (e.g. a kind that saves no per-pair scores) is logged and left out: the run's results stay."""
+    (one checkpoint through several backends); empty when none do. When it cannot compare
+    them (e.g. a missing scores file) it logs why and the run's results stay."""
     from rerank_eval.compare.agree import agree, same_model_pairs
     from rerank_eval.runner.results import results_model
 
-    pairs = same_model_pairs(results_model(result))
-    out: list[PairAgreement] = []
-    for a, b in pairs:
-        try:
-            out += agree(result.reports_dir / "results.json", [a, b],
-                         metrics=[m.name for m in result.config.resolved_metrics],
-                         runs_dir=str(result.runs_dir)).pairs
-        except InputError as exc:
-            logger.warning(f"agreement of {b} with {a} left out: {exc}")
-    for pair in out:
+    if not same_model_pairs(results_model(result)):
+        return []
+    try:
+        pairs = agree(result.reports_dir / "results.json",
+                      metrics=[m.name for m in result.config.resolved_metrics],
+                      runs_dir=str(result.runs_dir)).pairs
+    except InputError as exc:
+        logger.warning(f"agreement of the rerankers declaring one model left out: {exc}")
+        return []
+    for pair in pairs:
         logger.info(f"agreement {pair.b} vs {pair.a}: Kendall tau min {pair.tau_min:.6f}, "
                     f"top-{pair.k} changed in {pair.topk_changed:.1%} of queries")
-    return out
+    return pairs
 
 
 class _SweepOutputs(_Outputs):
