@@ -378,7 +378,8 @@ def test_lm_bench_rows_and_fidelity_against_the_card_loop(qwen_dir, tmp_path, ca
                "--depth", "3", "--max-length", "200", "--batch-size", "4", "--json", str(out),
                "--quiet"])
     assert rc == 0
-    assert "engine/fp32/reuse" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "engine/fp32/reuse" in printed and "fewer tokens than full scoring" in printed
     report = json.loads(out.read_text())
     methods = report["methods"]
     auto = {"bfloat16": "bf16", "float32": "fp32", "float16": "fp16"}[report["auto"]["dtype"]]
@@ -390,3 +391,7 @@ def test_lm_bench_rows_and_fidelity_against_the_card_loop(qwen_dir, tmp_path, ca
         assert methods[name]["fidelity_vs_fp32"]["max_abs_diff"] < 1e-4, name
         assert methods[name]["fidelity_vs_fp32"]["kendall_tau_min"] == 1.0
     assert methods["engine/fp32/reuse"]["x_full"] > 0 and methods["peer"]["x_peer"] == 1.0
+    # 3 candidates a query share their prefix: reuse runs fewer tokens, never 3x fewer
+    assert 1.0 < report["settings"]["reuse_token_bound_x_full"] < 3.0
+    spread = report["reference_spread"]
+    assert spread["reference"] == "peer" and spread["std_median"] > 0 <= spread["gap_min"]

@@ -122,6 +122,8 @@ def run_lm_bench(
     names = list(methods)
     times, scores = time_rounds(methods, rounds, base.device, n, logger, width=20, digits=2)
     results = _lm_method_results(bp, names, times, scores, scorers)
+    reference = _reference_name(scores)
+    spread = {"reference": reference, **Reference(bp, scores[reference]).spread()}
     prompts = _prompt_stats(base, bp)
     return {
         "provenance": origin,
@@ -133,6 +135,7 @@ def run_lm_bench(
                      "max_tokens_per_batch": max_tokens_per_batch, **prompts,
                      "peer": "model card loop" if "peer" in methods else peer_note},
         "auto": {"dtype": dtype_name(auto)},
+        "reference_spread": spread,
         "methods": results,
     }
 
@@ -195,13 +198,18 @@ def _lm_warm_up(scorers: dict[str, CausalLMScorer], card: CardLoop | None,
         card(sample)
 
 
+def _reference_name(scores: dict[str, np.ndarray]) -> str:
+    """The fp32 reference: the card loop when it ran, else the engine's fp32 full path."""
+    return "peer" if "peer" in scores else "engine/fp32/full"
+
+
 def _lm_method_results(bp: BenchPairs, names: list[str], times: dict[str, list[float]],
                        scores: dict[str, np.ndarray], scorers: dict[str, CausalLMScorer]
                        ) -> dict[str, Any]:
     """Per method: speed, prefix reuse's speed-up over full scoring, the fidelity to the
     fp32 reference (the peer when it ran, else engine/fp32/full) and the engine's path."""
     n = len(bp.pairs)
-    reference = "peer" if "peer" in scores else "engine/fp32/full"
+    reference = _reference_name(scores)
     ref_scores = Reference(bp, scores[reference])
     results: dict[str, Any] = {}
     for name in names:
@@ -221,24 +229,33 @@ def _prompt_stats(base: CausalLMScorer, bp: BenchPairs) -> dict[str, Any]:
     """How the pairs encode: truncation, prompt length and the part shared within a query
     (what prefix reuse can save)."""
     enc = base.encode(bp.pairs)
+    prefix = len(enc.static) + np.array([len(enc.queries[int(q)]) for q in enc.query_of])
+    # Tokens prefix reuse still runs: the static prefix once, each query part once, each
+    # candidate's own tail. Full scoring runs every prompt whole; the ratio bounds x_full.
+    reuse_tokens = (len(enc.static) + sum(len(x) for x in enc.queries)
+                    + float((enc.lengths() - prefix).sum()))
     return {"pairs_truncated": int(enc.truncated.sum()),
             "prompt_tokens_mean": float(enc.lengths().mean()),
-            "shared_prefix_tokens_mean": float(
-                len(enc.static) + np.mean([len(enc.queries[int(q)]) for q in enc.query_of]))}
+            "shared_prefix_tokens_mean": float(prefix.mean()),
+            "reuse_token_bound_x_full": float(enc.lengths().sum() / reuse_tokens)}
 
 
 def format_lm_report(report: dict[str, Any]) -> str:
     """The human-readable table printed by the command."""
-    hw, st = report["hardware"], report["settings"]
+    hw, st, sp = report["hardware"], report["settings"], report["reference_spread"]
     lines = [
         f"pairs: {report['pairs']['source']}: {report['pairs']['count']} pairs "
         f"({st['pairs_truncated']} truncated to {st['max_length']} tokens; prompts "
         f"{st['prompt_tokens_mean']:.0f} tokens on average, of which "
-        f"{st['shared_prefix_tokens_mean']:.0f} shared with the query's other candidates)",
+        f"{st['shared_prefix_tokens_mean']:.0f} shared with the query's other candidates; "
+        f"prefix reuse runs {st['reuse_token_bound_x_full']:.2f}x fewer tokens than full "
+        "scoring, the bound of its x full at this length)",
         f"model: {st['model']} (causal-lm, template {st['template']}, batch "
         f"{st['batch_size']}, device {st['device']}; peer: {st['peer']})",
         hardware_line(hw),
         f"dtype auto -> {report['auto']['dtype']}; {st['rounds']} interleaved rounds, medians",
+        f"{sp['reference']} scores per query: std {sp['std_median']:.3g} (median), smallest gap "
+        f"between two candidates {sp['gap_min']:.2e} (an error above a gap can swap the pair)",
         "",
     ]
     rows = []
