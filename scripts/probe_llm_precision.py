@@ -106,10 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     def bf16() -> CausalLMScorer:
         """A fresh scorer per variant: a scorer keeps its static prefix's cache across calls,
         and each variant must compute its own."""
-        return CausalLMScorer(fp32.tokenizer, fp32.model, fp32.encoder,
-                              answer_ids=(fp32.yes_id, fp32.no_id), score=fp32.score_mode,
-                              batch_size=args.batch_size, device=fp32.device,
-                              dtype=torch.bfloat16, max_tokens_per_batch=None, prefix_reuse=True)
+        return fp32.sibling(dtype=torch.bfloat16)
 
     layers = fp32.body.layers
     n = len(layers)

@@ -115,15 +115,16 @@ def run_lm_bench(
     base = ref.scorer
     assert isinstance(base, CausalLMScorer)
     auto = resolve_dtype("auto", base.device)
-    scorers = _engine_scorers(base, auto, batch_size, max_tokens_per_batch)
+    scorers = _engine_scorers(base, auto)
     card, peer_note = _card_loop(base, ref.instruction, template, batch_size, peer)
     methods = _lm_methods(bp, scorers, card)
     _lm_warm_up(scorers, card, bp.pairs[: min(4, n)])
     names = list(methods)
     times, scores = time_rounds(methods, rounds, base.device, n, logger, width=20, digits=2)
-    results = _lm_method_results(bp, names, times, scores, scorers)
-    reference = _reference_name(scores)
-    spread = {"reference": reference, **Reference(bp, scores[reference]).spread()}
+    reference = "peer" if "peer" in scores else "engine/fp32/full"  # the fp32 reference
+    ref_scores = Reference(bp, scores[reference])
+    results = _lm_method_results(bp, names, times, scores, scorers, reference, ref_scores)
+    spread = {"reference": reference, **ref_scores.spread()}
     prompts = _prompt_stats(base, bp)
     return {
         "provenance": origin,
@@ -140,8 +141,7 @@ def run_lm_bench(
     }
 
 
-def _engine_scorers(base: CausalLMScorer, auto: torch.dtype, batch_size: int,
-                    max_tokens_per_batch: int | None) -> dict[str, CausalLMScorer]:
+def _engine_scorers(base: CausalLMScorer, auto: torch.dtype) -> dict[str, CausalLMScorer]:
     """Full and prefix-reuse scoring for fp32 and the auto dtype, all on ``base``'s one model
     (``base`` itself is fp32/full); in half precision also the half-precision head, to show
     what the fp32 head buys."""
@@ -149,16 +149,12 @@ def _engine_scorers(base: CausalLMScorer, auto: torch.dtype, batch_size: int,
     for dtype in dict.fromkeys([torch.float32, auto]):
         for reuse in (False, True):
             name = f"engine/{SHORT[dtype_name(dtype)]}/{'reuse' if reuse else 'full'}"
-            scorers[name] = base if (dtype == torch.float32 and not reuse) else CausalLMScorer(
-                base.tokenizer, base.model, base.encoder, answer_ids=(base.yes_id, base.no_id),
-                score=base.score_mode, batch_size=batch_size, device=base.device, dtype=dtype,
-                max_tokens_per_batch=max_tokens_per_batch, prefix_reuse=reuse)
+            scorers[name] = base if (dtype == torch.float32 and not reuse) else base.sibling(
+                dtype=dtype, prefix_reuse=reuse)
     if auto != torch.float32:  # what the fp32 head buys (the final norm stays fp32: one model)
-        scorers[f"engine/{SHORT[dtype_name(auto)]}/reuse/head-{SHORT[dtype_name(auto)]}"] = \
-            CausalLMScorer(
-                base.tokenizer, base.model, base.encoder, answer_ids=(base.yes_id, base.no_id),
-                score=base.score_mode, batch_size=batch_size, device=base.device, dtype=auto,
-                max_tokens_per_batch=max_tokens_per_batch, prefix_reuse=True, fp32_head=False)
+        half = SHORT[dtype_name(auto)]
+        scorers[f"engine/{half}/reuse/head-{half}"] = base.sibling(
+            dtype=auto, prefix_reuse=True, fp32_head=False)
     return scorers
 
 
@@ -198,19 +194,13 @@ def _lm_warm_up(scorers: dict[str, CausalLMScorer], card: CardLoop | None,
         card(sample)
 
 
-def _reference_name(scores: dict[str, np.ndarray]) -> str:
-    """The fp32 reference: the card loop when it ran, else the engine's fp32 full path."""
-    return "peer" if "peer" in scores else "engine/fp32/full"
-
-
 def _lm_method_results(bp: BenchPairs, names: list[str], times: dict[str, list[float]],
-                       scores: dict[str, np.ndarray], scorers: dict[str, CausalLMScorer]
-                       ) -> dict[str, Any]:
+                       scores: dict[str, np.ndarray], scorers: dict[str, CausalLMScorer],
+                       reference: str, ref_scores: Reference) -> dict[str, Any]:
     """Per method: speed, prefix reuse's speed-up over full scoring, the fidelity to the
-    fp32 reference (the peer when it ran, else engine/fp32/full) and the engine's path."""
+    fp32 reference (``reference``: the peer when it ran, else engine/fp32/full) and the
+    engine's path."""
     n = len(bp.pairs)
-    reference = _reference_name(scores)
-    ref_scores = Reference(bp, scores[reference])
     results: dict[str, Any] = {}
     for name in names:
         entry = speed(n, times, name)
@@ -229,15 +219,16 @@ def _prompt_stats(base: CausalLMScorer, bp: BenchPairs) -> dict[str, Any]:
     """How the pairs encode: truncation, prompt length and the part shared within a query
     (what prefix reuse can save)."""
     enc = base.encode(bp.pairs)
+    lengths = enc.lengths()
     prefix = len(enc.static) + np.array([len(enc.queries[int(q)]) for q in enc.query_of])
     # Tokens prefix reuse still runs: the static prefix once, each query part once, each
     # candidate's own tail. Full scoring runs every prompt whole; the ratio bounds x_full.
     reuse_tokens = (len(enc.static) + sum(len(x) for x in enc.queries)
-                    + float((enc.lengths() - prefix).sum()))
+                    + float((lengths - prefix).sum()))
     return {"pairs_truncated": int(enc.truncated.sum()),
-            "prompt_tokens_mean": float(enc.lengths().mean()),
+            "prompt_tokens_mean": float(lengths.mean()),
             "shared_prefix_tokens_mean": float(prefix.mean()),
-            "reuse_token_bound_x_full": float(enc.lengths().sum() / reuse_tokens)}
+            "reuse_token_bound_x_full": float(lengths.sum() / reuse_tokens)}
 
 
 def format_lm_report(report: dict[str, Any]) -> str:

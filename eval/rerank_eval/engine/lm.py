@@ -196,6 +196,17 @@ class CausalLMScorer(_PromptScorer):
     def path(self) -> str:
         return super().path + ("/prefix-reuse" if self.prefix_reuse else "/full")
 
+    def sibling(self, **changes: Any) -> CausalLMScorer:
+        """Another scorer on this one's model, tokenizer and prompts (loaded once), with
+        ``changes`` to its settings (``dtype``, ``prefix_reuse``, ``fp32_head``, ...); it
+        keeps its own prefix cache. What benchmarks compare on one model."""
+        settings = {"answer_ids": (self.yes_id, self.no_id), "score": self.score_mode,
+                    "batch_size": self.batch_size, "device": self.device, "dtype": self.dtype,
+                    "max_tokens_per_batch": self.max_tokens_per_batch,
+                    "fp32_head": self.fp32_head, "prefix_reuse": self.prefix_reuse}
+        return CausalLMScorer(self.tokenizer, self.model, self.encoder,
+                              **{**settings, **changes})
+
     def _head(self, hidden: torch.Tensor) -> torch.Tensor:
         if fp32_needed(self) or self.dtype == torch.float32:
             with torch.autocast(self.device.type, enabled=False):  # scoring runs under autocast
